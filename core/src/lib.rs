@@ -1,0 +1,23 @@
+//! What every part of the Picasso streaming-chat test world shares.
+//!
+//! The mock servers, the gateway and the simulator all speak in the types of this
+//! crate, so a scenario file means the same thing to each of them.
+//!
+//! Layout:
+//! - [`scenario`]: the model of a scenario (tenants, scripted answers, faults,
+//!   sessions, limits) and the embedded default scenario;
+//! - [`load`]: the TOML file format, with errors that name file, line, column and field;
+//! - [`wire`]: the wire contracts (tenant config, chat bodies, SSE frames, error codes);
+//! - [`fault`]: which scripted fault strikes which request;
+//! - [`rng`]: the one seed and the labelled, order-independent random streams drawn from it.
+//!
+//! This crate has no async runtime and no HTTP stack, so it builds and tests fast.
+
+pub mod fault;
+pub mod load;
+pub mod rng;
+pub mod scenario;
+pub mod wire;
+
+pub use load::{ScenarioError, load_file, parse_scenario};
+pub use scenario::Scenario;
