@@ -1,1 +1,8 @@
-//! placeholder
+//! The Picasso widget model and the deterministic simulator.
+//!
+//! Layout:
+//! - [`sse_parser`]: the WHATWG event-stream parser, sans-IO;
+//! - [`eventsource`]: the browser's `EventSource` as a sans-IO state machine;
+
+pub mod eventsource;
+pub mod sse_parser;

@@ -1,0 +1,9 @@
+//! `picasso-sim schema`: the scenario format's JSON Schema, derived from the types.
+
+use super::Status;
+
+/// Prints the schema to stdout.
+pub(crate) fn run() -> Status {
+    print!("{}", picasso_core::scenario::json_schema());
+    Status::Ok
+}

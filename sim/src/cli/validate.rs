@@ -1,0 +1,38 @@
+//! `picasso-sim validate FILE…`: checks scenario files and says what is wrong, where.
+
+use super::Status;
+use picasso_core::{ScenarioError, load_file};
+use std::path::PathBuf;
+
+/// Validates every file; reports each problem on stderr and a one-line verdict per file.
+/// Exit status: 1 if any file is invalid, 2 if any could not be read.
+pub(crate) fn run(files: &[PathBuf]) -> Status {
+    let mut status = Status::Ok;
+    for file in files {
+        match load_file(file) {
+            Ok(scenario) => println!(
+                "ok  {} ({} tenants, {} sessions, {} faults)",
+                file.display(),
+                scenario.tenants.len(),
+                scenario.sessions.len(),
+                scenario.faults.len()
+            ),
+            Err(e @ ScenarioError::Io { .. }) => {
+                eprintln!("error: {e}");
+                status = Status::InputError;
+            }
+            Err(e) => {
+                eprintln!("{e}\n");
+                println!(
+                    "bad {} ({} problems)",
+                    file.display(),
+                    e.diagnostics().len()
+                );
+                if status == Status::Ok {
+                    status = Status::Failed;
+                }
+            }
+        }
+    }
+    status
+}
