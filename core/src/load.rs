@@ -129,7 +129,7 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ScenarioError>
 
 /// toml's messages end with a newline; ours are one line.
 fn clean(message: &str) -> String {
-    message.trim().replace('\n', " ")
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn place(
@@ -325,7 +325,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
                 "expected either `tokens` or `text`, not both".into(),
             ),
             (None, true) => err(
-                format!("{p}"),
+                p.clone(),
                 "expected the answer as `tokens` or as `text`".into(),
             ),
             (None, false) if a.pacing.is_some() => err(
@@ -336,9 +336,10 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
 
+    let mut session_ids = BTreeSet::new();
     for (i, session) in s.sessions.iter().enumerate() {
         let p = format!("sessions[{i}]");
-        if s.sessions[..i].iter().any(|o| o.id == session.id) {
+        if !session_ids.insert(session.id.as_str()) {
             err(
                 format!("{p}.id"),
                 format!("session {:?} is defined twice", session.id),
@@ -362,8 +363,9 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         {
             err(format!("{p}.origin"), why);
         }
+        let mut message_ids = BTreeSet::new();
         for (j, m) in session.messages.iter().enumerate() {
-            if session.messages[..j].iter().any(|o| o.id == m.id) {
+            if !message_ids.insert(m.id.as_str()) {
                 err(
                     format!("{p}.messages[{j}].id"),
                     format!("message {:?} appears twice in this session", m.id),
@@ -378,6 +380,12 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
 
+    let all_messages: BTreeSet<&str> = s
+        .sessions
+        .iter()
+        .flat_map(|x| &x.messages)
+        .map(|m| m.id.as_str())
+        .collect();
     for (i, f) in s.faults.iter().enumerate() {
         let p = format!("faults[{i}]");
         if !f.kind.allowed_at(f.target) {
@@ -398,7 +406,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
         if f.kind.needs_delay() && f.delay_ms.is_none() {
             err(
-                format!("{p}"),
+                p.clone(),
                 format!("`{}` needs `delay_ms`", f.kind.as_str()),
             );
         }
@@ -410,7 +418,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
         match (f.kind == FaultKind::Status, f.status) {
             (true, None) => err(
-                format!("{p}"),
+                p.clone(),
                 "`status` needs `status` (an HTTP status from 400 to 599)".into(),
             ),
             (true, Some(code)) if !(400..=599).contains(&code) => err(
@@ -494,11 +502,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         if let Some(m) = &f.message {
             let known = match session {
                 Some((_, Some(sess))) => sess.messages.iter().any(|x| &x.id == m),
-                _ => s
-                    .sessions
-                    .iter()
-                    .flat_map(|x| &x.messages)
-                    .any(|x| &x.id == m),
+                _ => all_messages.contains(m.as_str()),
             };
             if !known && !s.sessions.is_empty() {
                 err(

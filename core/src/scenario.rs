@@ -775,6 +775,15 @@ impl Scenario {
     }
 }
 
+/// The JSON Schema of the scenario format, derived from these types (what
+/// `picasso-sim schema` prints and `docs/scenario.schema.json` holds).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Scenario);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is plain JSON");
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

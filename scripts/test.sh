@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (boto3 and the JS SDK for
+# the mock-Bedrock compatibility tests, Chromium and playwright-core for the browser
+# tests), then runs the whole test suite. Safe to run again: installs are idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for installer in scripts/install-sdk-tests.sh scripts/install-browser.sh; do
+  if [ -x "$installer" ]; then
+    echo "==> $installer"
+    "$installer"
+  fi
+done
+
+# The installs above are part of this command, so tests that need them must run, not skip.
+export PICASSO_REQUIRE_SDK_TESTS=1
+export PICASSO_REQUIRE_BROWSER_TESTS=1
+
+echo "==> cargo test --workspace"
+cargo test --workspace
+
+echo "==> picasso-sim validate scenarios/*.toml"
+cargo run -q -p picasso-sim -- validate scenarios/*.toml
