@@ -1,1 +1,112 @@
-//! placeholder
+//! Mock Bedrock: the AWS Bedrock Runtime API, byte-compatible with the official SDKs
+//! (Rust, boto3, JavaScript v3), replaying a scenario's scripted answers and faults.
+//!
+//! Point an SDK at it with an endpoint override and dummy credentials; it serves
+//! `InvokeModel`, `InvokeModelWithResponseStream`, `Converse` and `ConverseStream`
+//! with the headers, bodies, event-stream frames and errors real Bedrock sends
+//! (`docs/bedrock-wire.md` in the shared docs has the facts and their sources).
+//! Everything it does is a function of the scenario and the order of requests, and
+//! it keeps time with `tokio::time` only, so the simulator can run the same router
+//! in-process under a paused clock.
+//!
+//! Layout:
+//! - [`eventstream`]: event-stream frames (smithy-rs's codec);
+//! - [`operations`]: the four operations and their stream unions;
+//! - [`request`]: prompt, `requestMetadata` and attempt number of a request;
+//! - [`answers`]: a scripted answer as each operation's bodies and events;
+//! - [`faults`]: armed one-off faults, and what a struck fault does;
+//! - `stream`: the paced event-stream body;
+//! - [`journal`]: every request and how it ended;
+//! - [`error`]: Bedrock's HTTP error shape;
+//! - `admin`: the `/__admin/` control surface;
+//! - [`server`]: HTTP/1.1 + h2c serving, and the [`MockBedrock`] test handle.
+//!
+//! Quick start:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use picasso_core::Scenario;
+//! let mock = mock_bedrock::MockBedrock::start(Scenario::default_scenario()).await;
+//! let endpoint = mock.endpoint(); // give this to the SDK as its endpoint URL
+//! // … call Bedrock through the SDK …
+//! for entry in mock.journal() {
+//!     println!("{} {} {:?}", entry.operation.as_str(), entry.prompt, entry.outcome);
+//! }
+//! # let _ = endpoint;
+//! # }
+//! ```
+
+mod admin;
+pub mod answers;
+pub mod error;
+pub mod eventstream;
+pub mod faults;
+pub mod journal;
+pub mod operations;
+pub mod request;
+mod respond;
+pub mod server;
+mod state;
+mod stream;
+
+pub use error::ApiError;
+pub use faults::ArmError;
+pub use journal::{JournalEntry, Outcome};
+pub use operations::Operation;
+pub use respond::request_id;
+pub use server::{MockBedrock, serve};
+pub use state::MockState;
+pub use stream::StreamBroken;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::HeaderMap;
+
+/// The largest request body accepted; Bedrock takes large multimodal prompts.
+const BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
+
+/// The mock's router: the four operations, `/__admin/`, and Bedrock's 404 for
+/// anything else. Serve it with [`serve`], or call it in-process.
+pub fn app(state: MockState) -> Router {
+    Router::new()
+        // The path extractor splits the raw path on `/` and only then decodes each
+        // segment, so an ARN's `%2F` stays inside the model id.
+        .route(
+            "/model/{model_id}/{action}",
+            post(operation).fallback(unknown_operation),
+        )
+        .nest("/__admin", admin::routes())
+        .fallback(unknown_operation)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .with_state(state)
+}
+
+async fn operation(
+    State(state): State<MockState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(Path((model, action))) = path else {
+        return ApiError::validation("The provided model identifier is invalid.").into_response();
+    };
+    let Some(op) = Operation::from_action(&action) else {
+        return unknown_operation().await;
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return ApiError::validation(format!("Malformed input request: {rejection}"))
+                .into_response();
+        }
+    };
+    respond::answer(&state, op, model, &headers, &body).await
+}
+
+async fn unknown_operation() -> Response {
+    ApiError::unknown_operation().into_response()
+}

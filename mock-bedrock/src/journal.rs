@@ -1,0 +1,244 @@
+//! The request journal: every request in arrival order, with what was answered.
+//!
+//! Tests and the simulator read it to check what reached Bedrock (how many calls per
+//! message, which prompt, which fault struck, whether the client went away early).
+//! A stream updates its entry as it goes through an [`EntryGuard`]; when the response
+//! body is dropped before it finished (the client left), the guard's `Drop` records
+//! `cut_short`.
+
+use crate::operations::Operation;
+use picasso_core::scenario::Caller;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// One request as the mock saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Arrival number, from 1; also keys the request id.
+    pub seq: u64,
+    /// The `x-amzn-RequestId` sent back.
+    pub request_id: String,
+    /// The operation called.
+    pub operation: Operation,
+    /// The model id, percent-decoded.
+    pub model: String,
+    /// The prompt text as sent (empty when the body could not be read).
+    pub prompt: String,
+    /// `requestMetadata.tenant_hash`, if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// `requestMetadata.session_id`, if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// `requestMetadata.message_id`, if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `requestMetadata.caller`, if sent and known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+    /// The SDK's attempt number (`amz-sdk-request`), 1 for the first.
+    pub attempt: u32,
+    /// The id of the scripted answer chosen (`unscripted` for the fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// How the request ended (so far).
+    pub outcome: Outcome,
+    /// The label of the fault that struck, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// Answer tokens sent.
+    pub tokens_sent: u32,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still being answered.
+    InProgress,
+    /// The whole answer was sent.
+    Completed,
+    /// A scripted fault struck (its label is in `fault`); wins over how it ended.
+    Fault,
+    /// The client went away before the answer was complete.
+    CutShort,
+    /// Refused as invalid (malformed body, bad model id): no fault, no answer.
+    Refused,
+}
+
+/// The journal itself; shared by [`crate::MockState`].
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Bumped by `clear`, so guards of requests from before a reset write nothing.
+    epoch: u64,
+    entries: Vec<JournalEntry>,
+}
+
+impl Journal {
+    /// A std mutex is right here: it is never held across an `.await`, and each
+    /// critical section is a push or a field update.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a request under the next arrival number, which `make` turns into
+    /// the entry (numbering and pushing under one lock keeps arrival order exact).
+    pub(crate) fn record(self: &Arc<Self>, make: impl FnOnce(u64) -> JournalEntry) -> EntryGuard {
+        let mut inner = self.lock();
+        let entry = make(inner.entries.len() as u64 + 1);
+        let request_id = entry.request_id.clone();
+        inner.entries.push(entry);
+        EntryGuard {
+            journal: Arc::clone(self),
+            epoch: inner.epoch,
+            index: inner.entries.len() - 1,
+            request_id,
+            finished: false,
+        }
+    }
+
+    /// A copy of every entry, in arrival order.
+    pub(crate) fn entries(&self) -> Vec<JournalEntry> {
+        self.lock().entries.clone()
+    }
+
+    /// Forgets every entry; the numbering starts again at 1.
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        inner.entries.clear();
+    }
+}
+
+/// A request's handle on its journal entry. Dropped before [`EntryGuard::finish`],
+/// it records that the client went away.
+#[derive(Debug)]
+pub(crate) struct EntryGuard {
+    journal: Arc<Journal>,
+    epoch: u64,
+    index: usize,
+    request_id: String,
+    finished: bool,
+}
+
+impl EntryGuard {
+    /// The request id recorded for this request.
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    fn update(&self, change: impl FnOnce(&mut JournalEntry)) {
+        let mut inner = self.journal.lock();
+        if inner.epoch != self.epoch {
+            return;
+        }
+        if let Some(entry) = inner.entries.get_mut(self.index) {
+            change(entry);
+        }
+    }
+
+    /// The answer chosen.
+    pub(crate) fn answer(&self, id: &str) {
+        self.update(|e| e.answer = Some(id.to_owned()));
+    }
+
+    /// One more token went out.
+    pub(crate) fn token_sent(&self) {
+        self.update(|e| e.tokens_sent += 1);
+    }
+
+    /// A fault struck.
+    pub(crate) fn fault(&self, label: String) {
+        self.update(|e| {
+            e.outcome = Outcome::Fault;
+            e.fault = Some(label);
+        });
+    }
+
+    /// The request ended as `outcome` (a struck fault keeps `fault`).
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
+        self.finished = true;
+        self.update(|e| {
+            if e.outcome != Outcome::Fault {
+                e.outcome = outcome;
+            }
+        });
+    }
+}
+
+impl Drop for EntryGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Outcome::CutShort);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> JournalEntry {
+        JournalEntry {
+            seq,
+            request_id: format!("r{seq}"),
+            operation: Operation::ConverseStream,
+            model: "m".into(),
+            prompt: "p".into(),
+            tenant: None,
+            session: None,
+            message: None,
+            caller: None,
+            attempt: 1,
+            answer: None,
+            outcome: Outcome::InProgress,
+            fault: None,
+            tokens_sent: 0,
+        }
+    }
+
+    #[test]
+    fn a_guard_dropped_unfinished_records_cut_short() {
+        let journal = Arc::new(Journal::default());
+        let guard = journal.record(entry);
+        guard.token_sent();
+        drop(guard);
+        let mut done = journal.record(entry);
+        done.finish(Outcome::Completed);
+        drop(done);
+        let entries = journal.entries();
+        assert_eq!(entries[0].outcome, Outcome::CutShort);
+        assert_eq!(entries[0].tokens_sent, 1);
+        assert_eq!(entries[1].outcome, Outcome::Completed);
+        assert_eq!(entries[1].seq, 2);
+    }
+
+    #[test]
+    fn a_fault_wins_and_a_reset_detaches_old_guards() {
+        let journal = Arc::new(Journal::default());
+        let guard = journal.record(entry);
+        guard.fault("bedrock/stall".into());
+        journal.clear();
+        let _fresh = journal.record(entry);
+        drop(guard);
+        let entries = journal.entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].seq, 1);
+        assert_eq!(entries[0].outcome, Outcome::InProgress);
+    }
+
+    #[test]
+    fn entries_serialize_with_snake_case_outcomes() {
+        let mut e = entry(1);
+        e.outcome = Outcome::CutShort;
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["outcome"], "cut_short");
+        assert_eq!(json["operation"], "ConverseStream");
+        assert!(json.get("tenant").is_none());
+    }
+}

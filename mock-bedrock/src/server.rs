@@ -1,0 +1,181 @@
+//! Serving the router on a socket: HTTP/1.1 and h2c (prior knowledge) on one port,
+//! and a wiremock-style handle for tests.
+//!
+//! The JS SDK only speaks HTTP/2 to Bedrock, cleartext with prior knowledge against
+//! `http://`, and closes its session (GOAWAY) as soon as a stream's headers arrive:
+//! hyper-util's `auto::Builder` detects the protocol per connection, and hyper keeps
+//! writing the in-flight stream after the client's GOAWAY (bedrock-wire.md §1).
+
+use crate::app;
+use crate::faults::ArmError;
+use crate::journal::JournalEntry;
+use crate::state::MockState;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use picasso_core::scenario::{Answer, Fault, Scenario};
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::{Duration, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// How long [`serve`] lets in-flight answers finish after shutdown is asked for.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves mock Bedrock on `listener` until `shutdown` completes, then lets answers
+/// in flight finish for up to [`DRAIN`] and closes the rest.
+///
+/// # Errors
+///
+/// None today: a failed accept (e.g. out of file descriptors) is logged and retried
+/// after a pause, a failed connection is logged; the `Result` leaves room for
+/// listener errors that should end the server.
+pub async fn serve(
+    listener: TcpListener,
+    state: MockState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_draining(listener, state, shutdown, DRAIN).await
+}
+
+async fn serve_draining(
+    listener: TcpListener,
+    state: MockState,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let router = app(state);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    // Cancelled after the drain: ends connections that did not finish (a stalled
+    // stream would otherwise hold its task forever).
+    let hard_stop = CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends pass; back off instead of spinning.
+                    tracing::warn!(%err, "mock-bedrock: accept failed");
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Frames are small and paced: send each as soon as it is written.
+        let _ = socket.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let stop = hard_stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, %err, "mock-bedrock: connection ended with an error");
+                    }
+                }
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    if timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::debug!("mock-bedrock: drain timed out, closing the remaining connections");
+    }
+    hard_stop.cancel();
+    Ok(())
+}
+
+/// A mock Bedrock on a loopback port, for tests: start it, point an SDK at
+/// [`MockBedrock::endpoint`], read [`MockBedrock::journal`]. Dropping it shuts the
+/// server down, cutting any stream still open.
+#[derive(Debug)]
+pub struct MockBedrock {
+    state: MockState,
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl MockBedrock {
+    /// Starts a mock playing `scenario` on `127.0.0.1`, on a port of the OS's choosing.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound: a test cannot go on without its mock.
+    pub async fn start(scenario: Scenario) -> MockBedrock {
+        MockBedrock::try_start(scenario)
+            .await
+            .expect("mock-bedrock: cannot bind 127.0.0.1:0")
+    }
+
+    /// Like [`MockBedrock::start`], reporting a failure to bind.
+    ///
+    /// # Errors
+    ///
+    /// The bind error.
+    pub async fn try_start(scenario: Scenario) -> std::io::Result<MockBedrock> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let state = MockState::new(scenario);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        tokio::spawn(serve_draining(listener, state.clone(), shutdown, Duration::ZERO));
+        Ok(MockBedrock {
+            state,
+            address,
+            stop: Some(stop),
+        })
+    }
+
+    /// The endpoint to give an SDK, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The socket address served.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The shared state (scenario, faults, journal).
+    pub fn state(&self) -> &MockState {
+        &self.state
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.state.journal()
+    }
+
+    /// Arms `fault` for the next request it matches.
+    ///
+    /// # Errors
+    ///
+    /// [`ArmError`] when the fault cannot strike at Bedrock.
+    pub fn arm(&self, fault: Fault) -> Result<(), ArmError> {
+        self.state.arm(fault)
+    }
+
+    /// Scripts `answer` ahead of the scenario's own.
+    pub fn script(&self, answer: Answer) {
+        self.state.script(answer);
+    }
+}
+
+impl Drop for MockBedrock {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

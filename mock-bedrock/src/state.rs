@@ -1,0 +1,137 @@
+//! The mock's shared state: the scenario in force, its faults, and the journal.
+//!
+//! One `Clone` handle around an `Arc`, passed to the router and kept by tests and the
+//! simulator, which read the journal and arm faults in-process.
+
+use crate::faults::{ArmError, Faults};
+use crate::journal::{EntryGuard, Journal, JournalEntry};
+use picasso_core::fault::RequestFacts;
+use picasso_core::scenario::{Answer, Fault, Scenario};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The state behind one mock Bedrock: hand a clone to [`crate::app`], keep one to
+/// steer and inspect it.
+#[derive(Debug, Clone)]
+pub struct MockState {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Scenario and faults change together (a new scenario brings a new book), so
+    /// one lock holds both. A std mutex: never held across an `.await`.
+    world: Mutex<World>,
+    journal: Arc<Journal>,
+}
+
+#[derive(Debug)]
+struct World {
+    /// Behind an `Arc` so a request takes its snapshot without cloning the scenario.
+    scenario: Arc<Scenario>,
+    faults: Faults,
+}
+
+/// What a request gets when it arrives: the scenario as it stands, the fault that
+/// struck it (if any), and its journal entry.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    pub(crate) scenario: Arc<Scenario>,
+    pub(crate) fault: Option<Fault>,
+    pub(crate) entry: EntryGuard,
+}
+
+impl MockState {
+    /// A mock playing `scenario`.
+    pub fn new(scenario: Scenario) -> MockState {
+        MockState {
+            shared: Arc::new(Shared {
+                world: Mutex::new(World {
+                    faults: Faults::new(&scenario),
+                    scenario: Arc::new(scenario),
+                }),
+                journal: Arc::new(Journal::default()),
+            }),
+        }
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.shared
+            .world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The scenario in force.
+    pub fn scenario(&self) -> Arc<Scenario> {
+        Arc::clone(&self.world().scenario)
+    }
+
+    /// Replaces the scenario. Its faults start uncounted; armed one-off faults stay armed.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        let mut world = self.world();
+        // Armed faults stay: they were armed for "the next request", whatever the scenario.
+        let old = std::mem::replace(&mut world.faults, Faults::new(&scenario));
+        world.faults = old.with_book_of(&scenario);
+        world.scenario = Arc::new(scenario);
+    }
+
+    /// Puts `answer` first among the scripted answers, so it wins over the
+    /// scenario's own for the prompts it matches (wiremock's "mount a mock").
+    pub fn script(&self, answer: Answer) {
+        let mut world = self.world();
+        let mut scenario = (*world.scenario).clone();
+        scenario.answers.insert(0, answer);
+        world.scenario = Arc::new(scenario);
+    }
+
+    /// Arms `fault` to strike the next request it matches, once.
+    ///
+    /// # Errors
+    ///
+    /// [`ArmError`] when the fault is not for Bedrock or its kind cannot strike there.
+    pub fn arm(&self, fault: Fault) -> Result<(), ArmError> {
+        let mut world = self.world();
+        let scenario = Arc::clone(&world.scenario);
+        world.faults.arm(&scenario, fault)
+    }
+
+    /// Armed faults that have not struck yet.
+    pub fn armed(&self) -> usize {
+        self.world().faults.armed()
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.entries()
+    }
+
+    /// Forgets the journal (numbering restarts at 1, so request ids repeat), how
+    /// often each scenario fault struck, and the armed faults.
+    pub fn reset(&self) {
+        let mut world = self.world();
+        world.faults = Faults::new(&world.scenario);
+        self.shared.journal.clear();
+    }
+
+    /// Admits a request: strikes the faults and journals it under one lock, so the
+    /// arrival number and the fault book see requests in the same order.
+    pub(crate) fn admit(
+        &self,
+        facts: Option<&RequestFacts<'_>>,
+        make_entry: impl FnOnce(u64, &Scenario) -> JournalEntry,
+    ) -> Admission {
+        let mut world = self.world();
+        let fault = facts.and_then(|f| world.faults.strike(f));
+        let scenario = Arc::clone(&world.scenario);
+        let entry = self.shared.journal.record(|seq| make_entry(seq, &scenario));
+        drop(world);
+        if let Some(fault) = &fault {
+            entry.fault(fault.label());
+        }
+        Admission {
+            scenario,
+            fault,
+            entry,
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! A paced answer: the event-stream body of the two streaming operations.
+//!
+//! Each token goes out at its scripted time, measured from the request's arrival
+//! (`sleep_until` a running deadline, so scheduling delays do not add up), with
+//! `tokio::time` only: under the simulator's paused clock the same code runs in
+//! virtual time. A mid-stream fault replaces the stream's tail at its scripted token.
+//!
+//! The stream is a plain state machine driven by `unfold`: when the client goes away,
+//! hyper drops the body, the machine and its journal guard with it, and the journal
+//! records `cut_short`; nothing is left running.
+
+use crate::answers::{Latency, StreamFormat};
+use crate::eventstream::{self, FrameError};
+use crate::faults::{Effect, exception_payload};
+use crate::journal::{EntryGuard, Outcome};
+use bytes::Bytes;
+use futures_util::Stream;
+use picasso_core::scenario::{StopReason, Token, Usage};
+use tokio::time::{Duration, Instant, sleep_until};
+
+/// The body error that breaks the connection (a scripted `drop` fault, or a frame
+/// that could not be written).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamBroken {
+    /// The scenario dropped the connection here.
+    #[error("connection dropped by a scripted fault")]
+    Dropped,
+    /// A frame could not be encoded.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// Everything a paced stream needs to know about its answer.
+#[derive(Debug)]
+pub(crate) struct Script {
+    pub(crate) format: StreamFormat,
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) usage: Usage,
+    pub(crate) stop: StopReason,
+    pub(crate) effect: Option<Effect>,
+    pub(crate) started: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Opening,
+    Tokens,
+    /// Half a frame went out for a `drop` fault; the error comes next.
+    Breaking,
+    Done,
+}
+
+/// The state of one paced stream.
+#[derive(Debug)]
+struct Paced {
+    script: Script,
+    stage: Stage,
+    next: usize,
+    deadline: Instant,
+    first_token: Option<Instant>,
+    entry: EntryGuard,
+}
+
+/// The body stream of one answer.
+pub(crate) fn paced(
+    script: Script,
+    entry: EntryGuard,
+) -> impl Stream<Item = Result<Bytes, StreamBroken>> + Send + 'static {
+    let paced = Paced {
+        deadline: script.started,
+        script,
+        stage: Stage::Opening,
+        next: 0,
+        first_token: None,
+        entry,
+    };
+    futures_util::stream::unfold(paced, |mut paced| async move {
+        let item = paced.next_chunk().await?;
+        Some((item, paced))
+    })
+}
+
+impl Paced {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, StreamBroken>> {
+        let result = match self.stage {
+            Stage::Done => return None,
+            Stage::Breaking => {
+                // Return Pending once, so the half frame is flushed to the socket
+                // before the error makes hyper abort the connection.
+                tokio::task::yield_now().await;
+                self.finish();
+                return Some(Err(StreamBroken::Dropped));
+            }
+            Stage::Opening => {
+                self.stage = Stage::Tokens;
+                self.script.format.opening(self.script.usage)
+            }
+            Stage::Tokens => self.step().await,
+        };
+        Some(result.map_err(|e| {
+            self.finish();
+            StreamBroken::from(e)
+        }))
+    }
+
+    /// The next chunk after the opening: a fault due here, a token, or the closing.
+    async fn step(&mut self) -> Result<Bytes, FrameError> {
+        loop {
+            if self.fault_is_due() {
+                if let Some(chunk) = self.strike().await? {
+                    return Ok(chunk);
+                }
+                continue;
+            }
+            let Some(token) = self.script.tokens.get(self.next) else {
+                let closing = self.script.format.closing(
+                    self.script.stop,
+                    self.script.usage,
+                    self.latency(),
+                )?;
+                self.finish();
+                return Ok(closing);
+            };
+            let mut delay_ms = token.delay_ms;
+            if self.next == 0
+                && let Some(Effect::SlowFirstToken { delay_ms: extra }) = self.script.effect
+            {
+                delay_ms += extra;
+            }
+            self.deadline += Duration::from_millis(delay_ms);
+            sleep_until(self.deadline).await;
+            let frame = self.script.format.token(&token.text)?;
+            self.next += 1;
+            self.first_token.get_or_insert_with(Instant::now);
+            self.entry.token_sent();
+            return Ok(frame);
+        }
+    }
+
+    /// Whether a mid-stream fault strikes before the next token (or before the
+    /// closing, when it is scripted after more tokens than the answer has).
+    fn fault_is_due(&self) -> bool {
+        match &self.script.effect {
+            None | Some(Effect::Refuse(_)) | Some(Effect::SlowFirstToken { .. }) => false,
+            Some(effect) => {
+                let at = (effect.after_tokens() as usize).min(self.script.tokens.len());
+                at == self.next
+            }
+        }
+    }
+
+    /// Applies the due fault: a chunk to send, or `None` after a finite stall.
+    async fn strike(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(effect) = self.script.effect.take() else {
+            return Ok(None);
+        };
+        Ok(Some(match effect {
+            Effect::Stall { delay_ms: Some(ms), .. } => {
+                self.deadline += Duration::from_millis(ms);
+                sleep_until(self.deadline).await;
+                return Ok(None);
+            }
+            Effect::Stall { delay_ms: None, .. } => {
+                // Silence until the client gives up and drops the body.
+                std::future::pending::<()>().await;
+                return Ok(None);
+            }
+            Effect::Exception { exception_type, .. } => {
+                self.finish();
+                eventstream::exception(&exception_type, &exception_payload(&exception_type))?
+            }
+            Effect::CorruptFrame { .. } => {
+                self.finish();
+                eventstream::corrupt(&self.upcoming_frame()?)
+            }
+            Effect::Drop { .. } => {
+                let frame = self.upcoming_frame()?;
+                self.stage = Stage::Breaking;
+                frame.slice(..frame.len() / 2)
+            }
+            Effect::Refuse(_) | Effect::SlowFirstToken { .. } => return Ok(None),
+        }))
+    }
+
+    /// The frame that would have come next, for faults that spoil it.
+    fn upcoming_frame(&self) -> Result<Bytes, FrameError> {
+        match self.script.tokens.get(self.next) {
+            Some(token) => self.script.format.token(&token.text),
+            None => self
+                .script
+                .format
+                .closing(self.script.stop, self.script.usage, self.latency()),
+        }
+    }
+
+    fn latency(&self) -> Latency {
+        let now = Instant::now();
+        let ms = |t: Instant| t.duration_since(self.script.started).as_millis() as u64;
+        Latency {
+            total_ms: ms(now),
+            first_byte_ms: ms(self.first_token.unwrap_or(now)),
+        }
+    }
+
+    /// The stream is over: the journal keeps `fault` if one struck, else `completed`.
+    fn finish(&mut self) {
+        self.stage = Stage::Done;
+        self.entry.finish(Outcome::Completed);
+    }
+}
