@@ -1,0 +1,559 @@
+//! The Picasso widget as a pure state machine: `step(now_ms, input) -> Vec<Effect>`.
+//!
+//! The widget does no I/O and has no clock: the driver tells it what happened and
+//! when, and carries out the effects it returns (fetch the config, open a stream,
+//! POST to the regular chat, abort). Timers are deadlines the driver reads with
+//! [`Widget::next_deadline`] and answers with [`Input::Timer`].
+//!
+//! Three policies share the inputs and effects:
+//! - [`Policy::AsWritten`]: the design document's `useStreaming` hook and `ChatProvider`
+//!   exactly as written, defects included ([`hook`]);
+//! - [`Policy::NaiveFix`]: the same with the usual first patch, `onerror` tolerating
+//!   transient errors (so the browser reconnects) and falling back only when CLOSED;
+//! - [`Policy::Corrected`]: the per-message state machine of `widget-and-determinism.md`
+//!   §B.7 ([`corrected`]).
+//!
+//! Every policy keeps a [`MessageRecord`] per message (what was sent, what the user saw,
+//! how it ended) and the seed's [`Metrics`]; the invariant checks read those.
+
+pub mod corrected;
+pub mod decide;
+pub mod hook;
+
+use crate::eventsource::{EsAction, EventSource, ReadyState};
+use picasso_core::scenario::WidgetSettings;
+use picasso_core::wire::{ChatRequest, TenantConfig};
+use std::collections::BTreeMap;
+
+/// Which widget logic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Policy {
+    /// The hook and provider as the design document writes them.
+    AsWritten,
+    /// The usual first patch: `onerror` ignores transient errors and falls back when CLOSED.
+    NaiveFix,
+    /// The corrected per-message state machine (§B.7).
+    Corrected,
+}
+
+impl Policy {
+    /// All three, in the order reports show them.
+    pub const ALL: [Policy; 3] = [Policy::AsWritten, Policy::NaiveFix, Policy::Corrected];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::AsWritten => "as-written",
+            Policy::NaiveFix => "naive-fix",
+            Policy::Corrected => "corrected",
+        }
+    }
+
+    /// Parses [`Policy::name`].
+    pub fn from_name(name: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identifies one `EventSource` object of a widget.
+pub type ConnId = u64;
+/// Identifies one POST of a widget.
+pub type ReqId = u64;
+
+/// What a session is: fixed for its whole life.
+#[derive(Debug, Clone)]
+pub struct SessionCtx {
+    /// The scenario's seed (the as-written `Math.random()` draws from it).
+    pub seed: u64,
+    /// The tenant hash.
+    pub tenant: String,
+    /// The session id.
+    pub session_id: String,
+    /// Whether the browser has `EventSource`.
+    pub event_source: bool,
+    /// The widget's timers.
+    pub settings: WidgetSettings,
+}
+
+/// What happened, as the driver tells the widget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The config request ended: the config, or why there is none.
+    ConfigLoaded(Result<TenantConfig, String>),
+    /// The user sends a message.
+    Send {
+        /// The message id.
+        message_id: String,
+        /// What the user typed.
+        text: String,
+    },
+    /// A stream's response headers.
+    StreamResponse {
+        /// Which `EventSource`.
+        conn: ConnId,
+        /// The HTTP status.
+        status: u16,
+        /// The `Content-Type`, if any.
+        content_type: Option<String>,
+    },
+    /// Stream body bytes.
+    StreamBody {
+        /// Which `EventSource`.
+        conn: ConnId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The stream body ended; `clean` unless it was reset.
+    StreamEnd {
+        /// Which `EventSource`.
+        conn: ConnId,
+        /// FIN / last chunk rather than a reset.
+        clean: bool,
+    },
+    /// The stream request failed before any response.
+    StreamNetworkError {
+        /// Which `EventSource`.
+        conn: ConnId,
+    },
+    /// A POST's response.
+    PostResponse {
+        /// Which POST.
+        req: ReqId,
+        /// The HTTP status.
+        status: u16,
+        /// The body.
+        body: Vec<u8>,
+        /// `Retry-After`, in ms.
+        retry_after_ms: Option<u64>,
+    },
+    /// A POST failed before any response.
+    PostNetworkError {
+        /// Which POST.
+        req: ReqId,
+    },
+    /// A deadline passed (the driver passes the time to `step`).
+    Timer,
+    /// The page closes.
+    Unmount,
+}
+
+/// What the widget asks the driver to do, or tells it for the transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Fetch the tenant config.
+    LoadConfig,
+    /// Start a GET of the streaming endpoint for an `EventSource`.
+    OpenStream {
+        /// Which `EventSource`.
+        conn: ConnId,
+        /// The message the stream was opened for.
+        message_id: String,
+        /// The endpoint.
+        url: String,
+        /// The query parameters, in the order the hook builds them.
+        params: Vec<(String, String)>,
+        /// `Last-Event-ID`, when set.
+        last_event_id: Option<String>,
+    },
+    /// Abort a stream's fetch (the `EventSource` was closed).
+    AbortStream {
+        /// Which `EventSource`.
+        conn: ConnId,
+    },
+    /// POST to the regular chat.
+    Post {
+        /// Which POST.
+        req: ReqId,
+        /// The endpoint.
+        url: String,
+        /// The body.
+        body: ChatRequest,
+        /// Whether this POST is a fallback from a failed stream (STREAM_005).
+        fallback: bool,
+    },
+    /// Abort a POST (timed out).
+    AbortPost {
+        /// Which POST.
+        req: ReqId,
+    },
+    /// Something a person reading the transcript wants to know.
+    Note {
+        /// The message it concerns, if any.
+        message_id: Option<String>,
+        /// What happened.
+        text: String,
+    },
+}
+
+/// How a message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminal {
+    /// An answer is shown, from the stream or from the POST.
+    Complete(Source),
+    /// An error is shown.
+    Failed {
+        /// The code shown to the user.
+        code: String,
+    },
+    /// The page closed first.
+    Cancelled,
+}
+
+/// Where a shown answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The stream's `end` arrived.
+    Stream,
+    /// The regular chat (first choice or fallback).
+    Post,
+}
+
+/// The mode a message was sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Through the streaming endpoint.
+    Stream,
+    /// Through the regular chat.
+    Regular,
+}
+
+/// Everything the invariants need to know about one message, from the widget's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The message id.
+    pub id: String,
+    /// What the user typed.
+    pub text: String,
+    /// When it was sent (virtual ms).
+    pub sent_at: u64,
+    /// The mode chosen at send time.
+    pub mode: Mode,
+    /// Streaming GETs started for it (reconnects included).
+    pub gets: u32,
+    /// Of those, the ones that carried `Last-Event-ID`.
+    pub gets_with_last_event_id: u32,
+    /// POSTs started for it (retries included).
+    pub posts: u32,
+    /// Of those, the fallback ones.
+    pub fallback_posts: u32,
+    /// The `end` frame reached the widget for this message.
+    pub end_seen: bool,
+    /// Every text the bubble showed while live (streaming), in order, deduplicated.
+    pub live_texts: Vec<String>,
+    /// The text the bubble holds when the session ends.
+    pub final_text: String,
+    /// The error shown in the bubble, if any.
+    pub error_shown: Option<String>,
+    /// How it ended, the first time it did.
+    pub terminal: Option<Terminal>,
+    /// How many times a terminal state was entered (must be ≤ 1).
+    pub terminal_count: u32,
+    /// When it ended.
+    pub finished_at: Option<u64>,
+    /// Time from send to the first token shown.
+    pub ttft_ms: Option<u64>,
+    /// Errors logged to the console for it.
+    pub errors_logged: u32,
+    /// How long the widget waited on `Retry-After` (widens the liveness bound).
+    pub retry_wait_ms: u64,
+}
+
+impl MessageRecord {
+    fn new(id: &str, text: &str, sent_at: u64, mode: Mode) -> MessageRecord {
+        MessageRecord {
+            id: id.to_owned(),
+            text: text.to_owned(),
+            sent_at,
+            mode,
+            gets: 0,
+            gets_with_last_event_id: 0,
+            posts: 0,
+            fallback_posts: 0,
+            end_seen: false,
+            live_texts: Vec::new(),
+            final_text: String::new(),
+            error_shown: None,
+            terminal: None,
+            terminal_count: 0,
+            finished_at: None,
+            ttft_ms: None,
+            errors_logged: 0,
+            retry_wait_ms: 0,
+        }
+    }
+
+    fn show_live(&mut self, text: &str) {
+        if self.live_texts.last().map(String::as_str) != Some(text) {
+            self.live_texts.push(text.to_owned());
+        }
+    }
+
+    fn finish(&mut self, now_ms: u64, terminal: Terminal) {
+        self.terminal_count += 1;
+        if self.terminal.is_none() {
+            self.terminal = Some(terminal);
+            self.finished_at = Some(now_ms);
+        }
+    }
+}
+
+/// The seed's metrics (§Success Metrics), as the widget counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Streams started.
+    pub streaming_started: u32,
+    /// Streams that delivered a complete answer.
+    pub streaming_completed: u32,
+    /// Streams counted as failed.
+    pub streaming_failed: u32,
+    /// Fallbacks to the regular chat (STREAM_005).
+    pub fallback_triggered: u32,
+    /// Streams cancelled by the page closing.
+    pub streaming_cancelled: u32,
+    /// Time to first token of every streamed message that showed one.
+    pub ttft_ms: Vec<u64>,
+}
+
+/// What the widget holds when the page closes: the leaks §B.7 invariant 10 counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leaks {
+    /// `EventSource`s not CLOSED.
+    pub open_event_sources: u32,
+    /// POSTs still in flight.
+    pub posts_in_flight: u32,
+    /// Timers still pending.
+    pub timers: u32,
+}
+
+/// The widget of one session.
+#[derive(Debug)]
+pub enum Widget {
+    /// As written or naive fix.
+    Hook(hook::Hook),
+    /// Corrected.
+    Corrected(corrected::Corrected),
+}
+
+impl Widget {
+    /// A widget for one session under `policy`. Its first effect is [`Effect::LoadConfig`].
+    pub fn new(policy: Policy, ctx: SessionCtx) -> (Widget, Vec<Effect>) {
+        let widget = match policy {
+            Policy::AsWritten => Widget::Hook(hook::Hook::new(ctx, false)),
+            Policy::NaiveFix => Widget::Hook(hook::Hook::new(ctx, true)),
+            Policy::Corrected => Widget::Corrected(corrected::Corrected::new(ctx)),
+        };
+        (widget, vec![Effect::LoadConfig])
+    }
+
+    /// Feeds one input at `now_ms`.
+    pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Effect> {
+        match self {
+            Widget::Hook(h) => h.step(now_ms, input),
+            Widget::Corrected(c) => c.step(now_ms, input),
+        }
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match self {
+            Widget::Hook(h) => h.next_deadline(),
+            Widget::Corrected(c) => c.next_deadline(),
+        }
+    }
+
+    /// Whether the user would still be waiting for the current answer (cursor shown,
+    /// POST in flight): the next message waits for this to clear.
+    pub fn busy(&self) -> bool {
+        match self {
+            Widget::Hook(h) => h.busy(),
+            Widget::Corrected(c) => c.busy(),
+        }
+    }
+
+    /// Whether nothing is pending at all: no open stream, no POST, no timer.
+    pub fn quiescent(&self) -> bool {
+        self.leaks() == Leaks::default()
+    }
+
+    /// What is still open.
+    pub fn leaks(&self) -> Leaks {
+        match self {
+            Widget::Hook(h) => h.leaks(),
+            Widget::Corrected(c) => c.leaks(),
+        }
+    }
+
+    /// The messages, in send order.
+    pub fn records(&self) -> Vec<MessageRecord> {
+        match self {
+            Widget::Hook(h) => h.records(),
+            Widget::Corrected(c) => c.records(),
+        }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> Metrics {
+        match self {
+            Widget::Hook(h) => h.metrics.clone(),
+            Widget::Corrected(c) => c.metrics.clone(),
+        }
+    }
+
+    /// The streaming decision of the session, once the config is known
+    /// (`None` before; for as-written it is per message, so the last one).
+    pub fn config_loaded(&self) -> bool {
+        match self {
+            Widget::Hook(h) => h.config_state.is_some(),
+            Widget::Corrected(c) => c.config_state.is_some(),
+        }
+    }
+}
+
+/// The `EventSource`s of a widget, by id, each with the message it was opened for.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    next: ConnId,
+    pub(crate) map: BTreeMap<ConnId, (EventSource, String)>,
+}
+
+impl Sources {
+    /// `new EventSource(url)`: returns its id and the first fetch.
+    pub(crate) fn open(&mut self, message_id: &str, reconnect_ms: u64) -> (ConnId, EsAction) {
+        self.next += 1;
+        let (es, first) = EventSource::new(reconnect_ms);
+        self.map.insert(self.next, (es, message_id.to_owned()));
+        (self.next, first)
+    }
+
+    /// `close()`; the abort effect when a fetch was running.
+    pub(crate) fn close(&mut self, conn: ConnId) -> Option<Effect> {
+        let (es, _) = self.map.get_mut(&conn)?;
+        if es.ready_state() == ReadyState::Closed {
+            return None;
+        }
+        es.close().then_some(Effect::AbortStream { conn })
+    }
+
+    pub(crate) fn open_count(&self) -> u32 {
+        self.map
+            .values()
+            .filter(|(es, _)| es.ready_state() != ReadyState::Closed)
+            .count() as u32
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.map
+            .values()
+            .filter_map(|(es, _)| es.next_deadline())
+            .min()
+    }
+
+    /// Feeds a network input to the right `EventSource`.
+    pub(crate) fn feed(&mut self, now_ms: u64, input: &Input) -> Option<(ConnId, Vec<EsAction>)> {
+        let (conn, actions) = match input {
+            Input::StreamResponse {
+                conn,
+                status,
+                content_type,
+            } => (
+                *conn,
+                self.es(*conn)?
+                    .on_response(*status, content_type.as_deref()),
+            ),
+            Input::StreamBody { conn, bytes } => (*conn, self.es(*conn)?.on_body(bytes)),
+            Input::StreamEnd { conn, clean } => {
+                (*conn, self.es(*conn)?.on_body_end(now_ms, *clean))
+            }
+            Input::StreamNetworkError { conn } => (*conn, self.es(*conn)?.on_network_error(now_ms)),
+            _ => return None,
+        };
+        Some((conn, actions))
+    }
+
+    /// Reconnects that fall due at `now_ms`.
+    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<(ConnId, EsAction)> {
+        let mut out = Vec::new();
+        for (conn, (es, _)) in self.map.iter_mut() {
+            for a in es.on_timer(now_ms) {
+                out.push((*conn, a));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn es(&mut self, conn: ConnId) -> Option<&mut EventSource> {
+        self.map.get_mut(&conn).map(|(es, _)| es)
+    }
+
+    pub(crate) fn message_of(&self, conn: ConnId) -> Option<&str> {
+        self.map.get(&conn).map(|(_, m)| m.as_str())
+    }
+}
+
+/// The stream URL's query parameters, in the hook's order.
+pub(crate) fn stream_params(
+    ctx: &SessionCtx,
+    message_id: &str,
+    text: &str,
+) -> Vec<(String, String)> {
+    vec![
+        ("tenant_hash".into(), ctx.tenant.clone()),
+        ("user_input".into(), text.to_owned()),
+        ("session_id".into(), ctx.session_id.clone()),
+        ("message_id".into(), message_id.to_owned()),
+    ]
+}
+
+/// The regular chat's body.
+pub(crate) fn chat_body(ctx: &SessionCtx, message_id: &str, text: &str) -> ChatRequest {
+    ChatRequest {
+        tenant_hash: ctx.tenant.clone(),
+        user_input: text.to_owned(),
+        session_id: ctx.session_id.clone(),
+        message_id: message_id.to_owned(),
+    }
+}
+
+/// The chat endpoint the widget uses when the config names none (or failed to load).
+pub const DEFAULT_CHAT_URL: &str = "/Master_Function?action=chat";
+
+pub(crate) fn note(message_id: Option<&str>, text: impl Into<String>) -> Effect {
+    Effect::Note {
+        message_id: message_id.map(str::to_owned),
+        text: text.into(),
+    }
+}
+
+/// What the config told the widget.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigState {
+    pub(crate) config: Option<TenantConfig>,
+}
+
+impl ConfigState {
+    pub(crate) fn chat_url(&self) -> String {
+        self.config
+            .as_ref()
+            .map(|c| c.endpoints.chat.clone())
+            .unwrap_or_else(|| DEFAULT_CHAT_URL.to_owned())
+    }
+}
+
+/// Shortens text for a transcript line.
+pub(crate) fn quote(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut s: String = text.chars().take(MAX).collect();
+    if text.chars().count() > MAX {
+        s.push('…');
+    }
+    format!("{s:?}")
+}
+
+#[cfg(test)]
+mod tests;
