@@ -110,3 +110,6 @@ async fn operation(
 async fn unknown_operation() -> Response {
     ApiError::unknown_operation().into_response()
 }
+
+#[cfg(test)]
+mod router_tests;
