@@ -76,7 +76,9 @@ impl StreamFormat {
     /// The frames before the first token.
     pub fn opening(&self, usage: Usage) -> Result<Bytes, FrameError> {
         match self {
-            StreamFormat::Converse => eventstream::event("messageStart", &json!({"role": "assistant"})),
+            StreamFormat::Converse => {
+                eventstream::event("messageStart", &json!({"role": "assistant"}))
+            }
             StreamFormat::Anthropic { id, model } => concat(&[
                 chunk(&json!({
                     "type": "message_start",
@@ -109,7 +111,12 @@ impl StreamFormat {
     }
 
     /// The frames after the last token: block stop, message stop, usage and metrics.
-    pub fn closing(&self, stop: StopReason, usage: Usage, latency: Latency) -> Result<Bytes, FrameError> {
+    pub fn closing(
+        &self,
+        stop: StopReason,
+        usage: Usage,
+        latency: Latency,
+    ) -> Result<Bytes, FrameError> {
         match self {
             StreamFormat::Converse => concat(&[
                 eventstream::event("contentBlockStop", &json!({"contentBlockIndex": 0}))?,
@@ -194,13 +201,22 @@ mod tests {
         let mut all = BytesMut::new();
         all.extend_from_slice(&f.opening(USAGE).unwrap());
         all.extend_from_slice(&f.token("Hi").unwrap());
-        let latency = Latency { total_ms: 12, first_byte_ms: 5 };
+        let latency = Latency {
+            total_ms: 12,
+            first_byte_ms: 5,
+        };
         all.extend_from_slice(&f.closing(StopReason::EndTurn, USAGE, latency).unwrap());
         let messages = decode_all(&all.freeze());
         let types: Vec<String> = messages.iter().map(event_type).collect();
         assert_eq!(
             types,
-            ["messageStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"]
+            [
+                "messageStart",
+                "contentBlockDelta",
+                "contentBlockStop",
+                "messageStop",
+                "metadata"
+            ]
         );
         assert_eq!(payload(&messages[0]), json!({"role": "assistant"}));
         assert_eq!(payload(&messages[1])["delta"]["text"], "Hi");
@@ -215,7 +231,10 @@ mod tests {
             id: "msg_bdrk_1".into(),
             model: "m".into(),
         };
-        let latency = Latency { total_ms: 9, first_byte_ms: 4 };
+        let latency = Latency {
+            total_ms: 9,
+            first_byte_ms: 4,
+        };
         let mut all = BytesMut::new();
         all.extend_from_slice(&f.opening(USAGE).unwrap());
         all.extend_from_slice(&f.token("Hi").unwrap());
@@ -228,7 +247,10 @@ mod tests {
                 serde_json::from_slice(&BASE64.decode(b64).unwrap()).unwrap()
             })
             .collect();
-        let types: Vec<&str> = natives.iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = natives
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(
             types,
             [
@@ -241,7 +263,10 @@ mod tests {
             ]
         );
         assert_eq!(natives[4]["delta"]["stop_reason"], "max_tokens");
-        assert_eq!(natives[5]["amazon-bedrock-invocationMetrics"]["firstByteLatency"], 4);
+        assert_eq!(
+            natives[5]["amazon-bedrock-invocationMetrics"]["firstByteLatency"],
+            4
+        );
     }
 
     #[test]
@@ -251,6 +276,9 @@ mod tests {
         assert_eq!(body["usage"]["totalTokens"], 5);
         let body = invoke_body("msg_bdrk_x", "m", "Hi", StopReason::EndTurn, USAGE);
         assert_eq!(body["content"][0]["text"], "Hi");
-        assert_eq!(message_id("0a1b2c3d-0000-4000-8000-000000000000").len(), 9 + 24);
+        assert_eq!(
+            message_id("0a1b2c3d-0000-4000-8000-000000000000").len(),
+            9 + 24
+        );
     }
 }

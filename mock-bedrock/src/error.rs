@@ -96,7 +96,8 @@ impl IntoResponse for ApiError {
             body.insert(key.into(), value);
         }
         let errortype = format!("{}{}", self.code, ERRORTYPE_SUFFIX);
-        let mut response = (self.status, serde_json::Value::Object(body).to_string()).into_response();
+        let mut response =
+            (self.status, serde_json::Value::Object(body).to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -114,7 +115,9 @@ fn fault_message(kind: FaultKind) -> &'static str {
     match kind {
         FaultKind::Throttling => "Too many requests, please wait before trying again.",
         FaultKind::Validation => "The provided request is not valid.",
-        FaultKind::AccessDenied => "You don't have access to the model with the specified model ID.",
+        FaultKind::AccessDenied => {
+            "You don't have access to the model with the specified model ID."
+        }
         FaultKind::ResourceNotFound => "The requested resource could not be found.",
         FaultKind::ModelTimeout => "Model has timed out in processing the request.",
         FaultKind::ModelNotReady => "Model is not ready to serve inference requests.",

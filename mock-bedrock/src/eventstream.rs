@@ -118,7 +118,10 @@ mod tests {
     fn a_corrupt_frame_fails_the_message_crc_not_the_prelude() {
         let bytes = event("chunk", &json!({"bytes": "e30="})).unwrap();
         let err = read_message_from(&corrupt(&bytes)[..]).unwrap_err();
-        assert!(format!("{err:?}").contains("MessageChecksumMismatch"), "{err:?}");
+        assert!(
+            format!("{err:?}").contains("MessageChecksumMismatch"),
+            "{err:?}"
+        );
     }
 
     proptest! {

@@ -186,7 +186,9 @@ pub fn exception_payload(exception_type: &str) -> serde_json::Value {
             "originalStatusCode": 500,
             "originalMessage": "Model stream error injected by mock Bedrock.",
         }),
-        "throttlingException" => json!({"message": "Too many requests, please wait before trying again."}),
+        "throttlingException" => {
+            json!({"message": "Too many requests, please wait before trying again."})
+        }
         _ => json!({"message": format!("{exception_type} injected by mock Bedrock.")}),
     }
 }
@@ -213,10 +215,19 @@ mod tests {
             ..Default::default()
         };
         // m1 does not match the armed fault: the scenario's internal error strikes.
-        assert_eq!(faults.strike(&facts("m1")).unwrap().kind, FaultKind::Internal);
-        assert_eq!(faults.strike(&facts("m2")).unwrap().kind, FaultKind::Throttling);
+        assert_eq!(
+            faults.strike(&facts("m1")).unwrap().kind,
+            FaultKind::Internal
+        );
+        assert_eq!(
+            faults.strike(&facts("m2")).unwrap().kind,
+            FaultKind::Throttling
+        );
         assert_eq!(faults.armed(), 0);
-        assert_eq!(faults.strike(&facts("m2")).unwrap().kind, FaultKind::Internal);
+        assert_eq!(
+            faults.strike(&facts("m2")).unwrap().kind,
+            FaultKind::Internal
+        );
     }
 
     #[test]
@@ -253,7 +264,11 @@ mod tests {
     fn effects_of_every_bedrock_kind() {
         for kind in FaultKind::ALL {
             let effect = Effect::of(&bedrock(kind));
-            assert_eq!(effect.is_some(), kind.allowed_at(FaultTarget::Bedrock), "{kind:?}");
+            assert_eq!(
+                effect.is_some(),
+                kind.allowed_at(FaultTarget::Bedrock),
+                "{kind:?}"
+            );
         }
         let mut f = bedrock(FaultKind::Exception);
         f.exception = Some("ThrottlingException".into());

@@ -83,7 +83,9 @@ impl Journal {
     /// A std mutex is right here: it is never held across an `.await`, and each
     /// critical section is a push or a field update.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a request under the next arrival number, which `make` turns into

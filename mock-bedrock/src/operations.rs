@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn model_timeout_is_only_in_the_invoke_stream_union() {
-        assert!(Operation::InvokeModelWithResponseStream.stream_has_exception("modelTimeoutException"));
+        assert!(
+            Operation::InvokeModelWithResponseStream.stream_has_exception("modelTimeoutException")
+        );
         assert!(!Operation::ConverseStream.stream_has_exception("modelTimeoutException"));
         assert!(Operation::ConverseStream.stream_has_exception("throttlingException"));
         assert!(!Operation::ConverseStream.stream_has_exception("ThrottlingException"));

@@ -63,9 +63,8 @@ fn parse_converse(json: &Value) -> Result<ParsedRequest, ApiError> {
     let messages = messages_of(json)?;
     let metadata = match json.get("requestMetadata") {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(value) => string_map(value).ok_or_else(|| {
-            ApiError::validation("requestMetadata must map strings to strings.")
-        })?,
+        Some(value) => string_map(value)
+            .ok_or_else(|| ApiError::validation("requestMetadata must map strings to strings."))?,
     };
     let prompt = last_user_text(messages, |block| {
         block.get("text").and_then(Value::as_str).map(str::to_owned)
@@ -218,7 +217,11 @@ mod tests {
         assert_eq!(parsed.prompt, "Hi there");
         assert_eq!(parsed.meta("message_id"), Some("m9"));
         let body = br#"{"messages":[{"role":"user","content":[{"type":"text","text":"Hey"}]}]}"#;
-        let parsed = parse(Operation::InvokeModelWithResponseStream, &HeaderMap::new(), body);
+        let parsed = parse(
+            Operation::InvokeModelWithResponseStream,
+            &HeaderMap::new(),
+            body,
+        );
         assert_eq!(parsed.unwrap().prompt, "Hey");
     }
 
@@ -239,14 +242,21 @@ mod tests {
                 assert_eq!(err.status.as_u16(), 400);
             }
         }
-        let body = br#"{"messages":[{"role":"user","content":[{"text":"x"}]}],"requestMetadata":{"a":1}}"#;
+        let body =
+            br#"{"messages":[{"role":"user","content":[{"text":"x"}]}],"requestMetadata":{"a":1}}"#;
         assert!(parse(Operation::Converse, &HeaderMap::new(), body).is_err());
     }
 
     #[test]
     fn attempt_comes_from_amz_sdk_request() {
-        assert_eq!(attempt(&headers(&[("amz-sdk-request", "attempt=2; max=3")])), 2);
-        assert_eq!(attempt(&headers(&[("amz-sdk-request", "max=3;attempt=3")])), 3);
+        assert_eq!(
+            attempt(&headers(&[("amz-sdk-request", "attempt=2; max=3")])),
+            2
+        );
+        assert_eq!(
+            attempt(&headers(&[("amz-sdk-request", "max=3;attempt=3")])),
+            3
+        );
         assert_eq!(attempt(&headers(&[("amz-sdk-request", "garbage")])), 1);
         assert_eq!(attempt(&HeaderMap::new()), 1);
     }
@@ -254,7 +264,9 @@ mod tests {
     #[test]
     fn model_ids_and_arns_pass_junk_does_not() {
         assert!(check_model_id("anthropic.claude-3-haiku-20240307-v1:0").is_ok());
-        assert!(check_model_id("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.x").is_ok());
+        assert!(
+            check_model_id("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.x").is_ok()
+        );
         assert!(check_model_id("").is_err());
         assert!(check_model_id("has space").is_err());
     }

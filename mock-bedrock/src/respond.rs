@@ -151,17 +151,24 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
     {
         *first += extra;
     }
-    let until = |n: usize| -> Duration {
-        Duration::from_millis(delay_ms.iter().take(n).sum::<u64>())
-    };
+    let until =
+        |n: usize| -> Duration { Duration::from_millis(delay_ms.iter().take(n).sum::<u64>()) };
     let all = delay_ms.len();
-    let fault_at = plan.effect.as_ref().map(|e| (e.after_tokens() as usize).min(all));
+    let fault_at = plan
+        .effect
+        .as_ref()
+        .map(|e| (e.after_tokens() as usize).min(all));
     match (&plan.effect, fault_at) {
         (Some(Effect::Stall { delay_ms: None, .. }), Some(at)) => {
             sleep_until(plan.started + until(at)).await;
             std::future::pending::<()>().await;
         }
-        (Some(Effect::Stall { delay_ms: Some(ms), .. }), _) => {
+        (
+            Some(Effect::Stall {
+                delay_ms: Some(ms), ..
+            }),
+            _,
+        ) => {
             sleep_until(plan.started + until(all) + Duration::from_millis(*ms)).await;
         }
         (Some(Effect::Exception { exception_type, .. }), Some(at)) => {
@@ -205,11 +212,20 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
     };
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if plan.op == Operation::InvokeModel {
         let counts = [
-            ("x-amzn-bedrock-input-token-count", u64::from(plan.usage.input_tokens)),
-            ("x-amzn-bedrock-output-token-count", u64::from(plan.usage.output_tokens)),
+            (
+                "x-amzn-bedrock-input-token-count",
+                u64::from(plan.usage.input_tokens),
+            ),
+            (
+                "x-amzn-bedrock-output-token-count",
+                u64::from(plan.usage.output_tokens),
+            ),
             ("x-amzn-bedrock-invocation-latency", latency.total_ms),
         ];
         for (name, value) in counts {

@@ -93,7 +93,10 @@ async fn converse_stream_paces_tokens_at_their_scripted_times() {
     let state = MockState::new(scenario());
     let response = call(&state, post(&stream_path(MODEL), converse_body("Hi", "m1"))).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "application/vnd.amazon.eventstream");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
     assert!(response.headers().contains_key("x-amzn-requestid"));
     let got = frames(response.into_body()).await;
     let deltas: Vec<(u128, &str)> = got
@@ -117,11 +120,18 @@ async fn converse_stream_paces_tokens_at_their_scripted_times() {
 async fn arns_with_encoded_slashes_stay_one_model_id() {
     let state = MockState::new(scenario());
     let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.x";
-    let response = call(&state, post(&format!("/model/{arn}/converse"), converse_body("Hi", "m"))).await;
+    let response = call(
+        &state,
+        post(&format!("/model/{arn}/converse"), converse_body("Hi", "m")),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(body["output"]["message"]["content"][0]["text"], "Hello there friend");
+    assert_eq!(
+        body["output"]["message"]["content"][0]["text"],
+        "Hello there friend"
+    );
     assert_eq!(
         last(&state).model,
         "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.x"
@@ -132,16 +142,38 @@ async fn arns_with_encoded_slashes_stay_one_model_id() {
 async fn unknown_operations_and_bad_bodies_get_bedrocks_errors() {
     let state = MockState::new(scenario());
     for (request, status, code) in [
-        (post("/model/m.x/chat", "{}".into()), 404, "UnknownOperationException"),
-        (post("/nothing/here", "{}".into()), 404, "UnknownOperationException"),
         (
-            Request::get("/model/m.x/converse").body(Body::empty()).unwrap(),
+            post("/model/m.x/chat", "{}".into()),
             404,
             "UnknownOperationException",
         ),
-        (post("/model/m.x/converse", "{".into()), 400, "ValidationException"),
-        (post("/model/m.x/invoke", "{}".into()), 400, "ValidationException"),
-        (post("/model/bad%20id/converse", converse_body("Hi", "m")), 400, "ValidationException"),
+        (
+            post("/nothing/here", "{}".into()),
+            404,
+            "UnknownOperationException",
+        ),
+        (
+            Request::get("/model/m.x/converse")
+                .body(Body::empty())
+                .unwrap(),
+            404,
+            "UnknownOperationException",
+        ),
+        (
+            post("/model/m.x/converse", "{".into()),
+            400,
+            "ValidationException",
+        ),
+        (
+            post("/model/m.x/invoke", "{}".into()),
+            400,
+            "ValidationException",
+        ),
+        (
+            post("/model/bad%20id/converse", converse_body("Hi", "m")),
+            400,
+            "ValidationException",
+        ),
     ] {
         let response = call(&state, request).await;
         assert_eq!(response.status().as_u16(), status);
@@ -152,7 +184,11 @@ async fn unknown_operations_and_bad_bodies_get_bedrocks_errors() {
         assert!(body["message"].is_string());
     }
     let journal = state.journal();
-    assert_eq!(journal.len(), 3, "only requests that reached an operation are journaled");
+    assert_eq!(
+        journal.len(),
+        3,
+        "only requests that reached an operation are journaled"
+    );
     assert!(journal.iter().all(|e| e.outcome == Outcome::Refused));
 }
 
@@ -163,7 +199,10 @@ async fn the_same_requests_give_the_same_bytes() {
         let mut out = Vec::new();
         for (path, prompt) in [
             (stream_path(MODEL), "Hi"),
-            (format!("/model/{MODEL}/invoke-with-response-stream"), "Hello"),
+            (
+                format!("/model/{MODEL}/invoke-with-response-stream"),
+                "Hello",
+            ),
         ] {
             let body = if path.ends_with("invoke-with-response-stream") {
                 serde_json::json!({"messages": [{"role": "user", "content": prompt}]}).to_string()
@@ -185,13 +224,23 @@ async fn a_slow_first_token_and_a_finite_stall_shift_the_tokens() {
     let mut slow = Fault::new(FaultTarget::Bedrock, FaultKind::SlowFirstToken);
     slow.delay_ms = Some(1000);
     state.arm(slow).unwrap();
-    let got = frames(call(&state, post(&stream_path(MODEL), converse_body("Hi", "m"))).await.into_body()).await;
+    let got = frames(
+        call(&state, post(&stream_path(MODEL), converse_body("Hi", "m")))
+            .await
+            .into_body(),
+    )
+    .await;
     assert_eq!(got[1].0.as_millis(), 1100);
     let mut stall = Fault::new(FaultTarget::Bedrock, FaultKind::Stall);
     stall.delay_ms = Some(5000);
     stall.after_tokens = Some(1);
     state.arm(stall).unwrap();
-    let got = frames(call(&state, post(&stream_path(MODEL), converse_body("Hi", "m"))).await.into_body()).await;
+    let got = frames(
+        call(&state, post(&stream_path(MODEL), converse_body("Hi", "m")))
+            .await
+            .into_body(),
+    )
+    .await;
     let times: Vec<u128> = got.iter().map(|(at, _, _)| at.as_millis()).collect();
     assert_eq!(&times[1..4], &[100, 5120, 5140]);
     let journal = state.journal();
@@ -219,11 +268,21 @@ async fn exception_frames_come_after_the_scripted_tokens() {
     f.after_tokens = Some(2);
     f.exception = Some("ThrottlingException".into());
     state.arm(f).unwrap();
-    let got = frames(call(&state, post(&stream_path(MODEL), converse_body("Hi", "m"))).await.into_body()).await;
+    let got = frames(
+        call(&state, post(&stream_path(MODEL), converse_body("Hi", "m")))
+            .await
+            .into_body(),
+    )
+    .await;
     let kinds: Vec<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
-        ["messageStart", "contentBlockDelta", "contentBlockDelta", "throttlingException"]
+        [
+            "messageStart",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "throttlingException"
+        ]
     );
 }
 
@@ -251,9 +310,17 @@ async fn scenario_faults_filter_on_request_metadata() {
     f.message = Some("m-bad".into());
     s.faults.push(f);
     let state = MockState::new(s);
-    let ok = call(&state, post(&stream_path(MODEL), converse_body("Hi", "m-good"))).await;
+    let ok = call(
+        &state,
+        post(&stream_path(MODEL), converse_body("Hi", "m-good")),
+    )
+    .await;
     assert_eq!(ok.status(), StatusCode::OK);
-    let refused = call(&state, post(&stream_path(MODEL), converse_body("Hi", "m-bad"))).await;
+    let refused = call(
+        &state,
+        post(&stream_path(MODEL), converse_body("Hi", "m-bad")),
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -261,23 +328,53 @@ async fn scenario_faults_filter_on_request_metadata() {
 async fn admin_replaces_the_scenario_arms_faults_and_resets() {
     let state = MockState::new(scenario());
     let toml = "name = \"tiny\"\n[[tenants]]\nhash = \"t1\"\n\n[[answers]]\nid = \"only\"\ntext = \"Only this\"\n";
-    let response = call(&state, Request::put("/__admin/scenario").body(Body::from(toml)).unwrap()).await;
+    let response = call(
+        &state,
+        Request::put("/__admin/scenario")
+            .body(Body::from(toml))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(state.scenario().name, "tiny");
-    let response = call(&state, Request::put("/__admin/scenario").body(Body::from("nope = 1")).unwrap()).await;
+    let response = call(
+        &state,
+        Request::put("/__admin/scenario")
+            .body(Body::from("nope = 1"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let text = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&text).contains("<admin>:"), "{text:?}");
+    assert!(
+        String::from_utf8_lossy(&text).contains("<admin>:"),
+        "{text:?}"
+    );
 
     let fault = r#"{"where":"bedrock","kind":"internal"}"#;
     let response = call(&state, post("/__admin/faults", fault.into())).await;
     assert_eq!(response.status(), StatusCode::OK);
     let bad = r#"{"where":"gateway","kind":"drop"}"#;
-    assert_eq!(call(&state, post("/__admin/faults", bad.into())).await.status(), StatusCode::BAD_REQUEST);
-    let response = call(&state, post(&format!("/model/{MODEL}/converse"), converse_body("x", "m"))).await;
+    assert_eq!(
+        call(&state, post("/__admin/faults", bad.into()))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let response = call(
+        &state,
+        post(&format!("/model/{MODEL}/converse"), converse_body("x", "m")),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
-    let response = call(&state, Request::get("/__admin/requests").body(Body::empty()).unwrap()).await;
+    let response = call(
+        &state,
+        Request::get("/__admin/requests")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let journal: serde_json::Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(journal[0]["outcome"], "fault");
@@ -286,7 +383,11 @@ async fn admin_replaces_the_scenario_arms_faults_and_resets() {
     let response = call(&state, post("/__admin/reset", String::new())).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(state.journal().is_empty());
-    let response = call(&state, post(&format!("/model/{MODEL}/converse"), converse_body("x", "m"))).await;
+    let response = call(
+        &state,
+        post(&format!("/model/{MODEL}/converse"), converse_body("x", "m")),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(last(&state).seq, 1);
 }

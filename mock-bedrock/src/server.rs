@@ -129,7 +129,12 @@ impl MockBedrock {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        tokio::spawn(serve_draining(listener, state.clone(), shutdown, Duration::ZERO));
+        tokio::spawn(serve_draining(
+            listener,
+            state.clone(),
+            shutdown,
+            Duration::ZERO,
+        ));
         Ok(MockBedrock {
             state,
             address,

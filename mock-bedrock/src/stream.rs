@@ -155,7 +155,9 @@ impl Paced {
             return Ok(None);
         };
         Ok(Some(match effect {
-            Effect::Stall { delay_ms: Some(ms), .. } => {
+            Effect::Stall {
+                delay_ms: Some(ms), ..
+            } => {
                 self.deadline += Duration::from_millis(ms);
                 sleep_until(self.deadline).await;
                 return Ok(None);

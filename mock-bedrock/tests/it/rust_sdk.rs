@@ -1,6 +1,7 @@
 //! The official Rust SDK (`aws-sdk-bedrockruntime`) against the mock over loopback.
 
 use crate::support::*;
+use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamError;
 use aws_sdk_bedrockruntime::primitives::Blob;
@@ -9,7 +10,6 @@ use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput, Message,
     ResponseStream,
 };
-use aws_sdk_bedrockruntime::Client;
 use mock_bedrock::Outcome;
 use picasso_core::scenario::{Caller, FaultKind};
 
@@ -36,7 +36,10 @@ fn anthropic_body(prompt: &str) -> Blob {
 async fn converse_stream_deltas(
     client: &Client,
     model: &str,
-) -> Result<Vec<String>, SdkError<ConverseStreamOutputError, aws_smithy_types::event_stream::RawMessage>> {
+) -> Result<
+    Vec<String>,
+    SdkError<ConverseStreamOutputError, aws_smithy_types::event_stream::RawMessage>,
+> {
     let mut out = client
         .converse_stream()
         .model_id(model)
@@ -68,7 +71,8 @@ async fn converse_stream_deltas(
 /// Each text delta of an InvokeModelWithResponseStream (native Anthropic events).
 async fn invoke_stream_deltas(
     client: &Client,
-) -> Result<Vec<String>, SdkError<ResponseStreamError, aws_smithy_types::event_stream::RawMessage>> {
+) -> Result<Vec<String>, SdkError<ResponseStreamError, aws_smithy_types::event_stream::RawMessage>>
+{
     let mut out = client
         .invoke_model_with_response_stream()
         .model_id(MODEL)
@@ -104,8 +108,17 @@ async fn all_four_operations_return_the_scripted_text() {
     let deltas = invoke_stream_deltas(&client).await.unwrap();
     assert_eq!(deltas, TOKENS);
 
-    let out = client.converse().model_id(MODEL).messages(user(PROMPT)).send().await.unwrap();
-    let text = out.output.unwrap().as_message().unwrap().content[0].as_text().unwrap().clone();
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .messages(user(PROMPT))
+        .send()
+        .await
+        .unwrap();
+    let text = out.output.unwrap().as_message().unwrap().content[0]
+        .as_text()
+        .unwrap()
+        .clone();
     assert_eq!(text, whole);
     assert_eq!(out.usage.unwrap().output_tokens, TOKENS.len() as i32);
 
@@ -124,9 +137,18 @@ async fn all_four_operations_return_the_scripted_text() {
     let ops: Vec<&str> = journal.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(
         ops,
-        ["ConverseStream", "InvokeModelWithResponseStream", "Converse", "InvokeModel"]
+        [
+            "ConverseStream",
+            "InvokeModelWithResponseStream",
+            "Converse",
+            "InvokeModel"
+        ]
     );
-    assert!(journal.iter().all(|e| e.outcome == Outcome::Completed && e.prompt == PROMPT));
+    assert!(
+        journal
+            .iter()
+            .all(|e| e.outcome == Outcome::Completed && e.prompt == PROMPT)
+    );
 }
 
 /// The servers' own calls (`bedrock_client::stream`) carry requestMetadata, which
@@ -149,7 +171,10 @@ async fn request_metadata_reaches_the_journal() {
         text.push_str(&delta.unwrap());
     }
     assert_eq!(text, TOKENS.concat());
-    assert_eq!(bedrock_client::complete(&client, call).await.unwrap(), TOKENS.concat());
+    assert_eq!(
+        bedrock_client::complete(&client, call).await.unwrap(),
+        TOKENS.concat()
+    );
     let entry = &mock.journal()[0];
     assert_eq!(entry.tenant.as_deref(), Some("t1"));
     assert_eq!(entry.session.as_deref(), Some("s1"));
@@ -172,14 +197,46 @@ async fn model_ids_and_arns_round_trip() {
 async fn pre_stream_faults_are_the_sdks_typed_errors() {
     type Check = fn(&ConverseStreamError) -> bool;
     let cases: [(FaultKind, Check, u16); 8] = [
-        (FaultKind::Throttling, ConverseStreamError::is_throttling_exception, 429),
-        (FaultKind::Validation, ConverseStreamError::is_validation_exception, 400),
-        (FaultKind::AccessDenied, ConverseStreamError::is_access_denied_exception, 403),
-        (FaultKind::ResourceNotFound, ConverseStreamError::is_resource_not_found_exception, 404),
-        (FaultKind::ModelTimeout, ConverseStreamError::is_model_timeout_exception, 408),
-        (FaultKind::ModelNotReady, ConverseStreamError::is_model_not_ready_exception, 429),
-        (FaultKind::ServiceUnavailable, ConverseStreamError::is_service_unavailable_exception, 503),
-        (FaultKind::Internal, ConverseStreamError::is_internal_server_exception, 500),
+        (
+            FaultKind::Throttling,
+            ConverseStreamError::is_throttling_exception,
+            429,
+        ),
+        (
+            FaultKind::Validation,
+            ConverseStreamError::is_validation_exception,
+            400,
+        ),
+        (
+            FaultKind::AccessDenied,
+            ConverseStreamError::is_access_denied_exception,
+            403,
+        ),
+        (
+            FaultKind::ResourceNotFound,
+            ConverseStreamError::is_resource_not_found_exception,
+            404,
+        ),
+        (
+            FaultKind::ModelTimeout,
+            ConverseStreamError::is_model_timeout_exception,
+            408,
+        ),
+        (
+            FaultKind::ModelNotReady,
+            ConverseStreamError::is_model_not_ready_exception,
+            429,
+        ),
+        (
+            FaultKind::ServiceUnavailable,
+            ConverseStreamError::is_service_unavailable_exception,
+            503,
+        ),
+        (
+            FaultKind::Internal,
+            ConverseStreamError::is_internal_server_exception,
+            500,
+        ),
     ];
     let mock = start().await;
     let client = client_with_attempts(&mock, 1);
@@ -207,8 +264,15 @@ async fn pre_stream_faults_are_the_sdks_typed_errors() {
             .send()
             .await
             .unwrap_err();
-        let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
-        assert_eq!(code.as_deref(), kind.bedrock_error().map(|(c, _)| c), "{kind:?}");
+        let code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_owned);
+        assert_eq!(
+            code.as_deref(),
+            kind.bedrock_error().map(|(c, _)| c),
+            "{kind:?}"
+        );
     }
     assert!(mock.journal().iter().all(|e| e.outcome == Outcome::Fault));
 }
@@ -223,11 +287,22 @@ async fn attempt_limited_faults_are_let_through_on_retry() {
     scenario.faults.push(fault);
     mock.state().set_scenario(scenario);
     let client = client_with_attempts(&mock, 3);
-    assert_eq!(converse_stream_deltas(&client, MODEL).await.unwrap(), TOKENS);
-    let attempts: Vec<(u32, Outcome)> = mock.journal().iter().map(|e| (e.attempt, e.outcome)).collect();
+    assert_eq!(
+        converse_stream_deltas(&client, MODEL).await.unwrap(),
+        TOKENS
+    );
+    let attempts: Vec<(u32, Outcome)> = mock
+        .journal()
+        .iter()
+        .map(|e| (e.attempt, e.outcome))
+        .collect();
     assert_eq!(
         attempts,
-        [(1, Outcome::Fault), (2, Outcome::Fault), (3, Outcome::Completed)]
+        [
+            (1, Outcome::Fault),
+            (2, Outcome::Fault),
+            (3, Outcome::Completed)
+        ]
     );
 }
 
@@ -247,7 +322,13 @@ async fn mid_stream_exceptions_are_stream_errors() {
         let mut fault = mid_stream(FaultKind::Exception, 2);
         fault.exception = Some(exception.into());
         mock.arm(fault).unwrap();
-        let mut out = client.converse_stream().model_id(MODEL).messages(user(PROMPT)).send().await.unwrap();
+        let mut out = client
+            .converse_stream()
+            .model_id(MODEL)
+            .messages(user(PROMPT))
+            .send()
+            .await
+            .unwrap();
         let mut deltas = 0;
         let err = loop {
             match out.stream.recv().await {
@@ -258,7 +339,9 @@ async fn mid_stream_exceptions_are_stream_errors() {
             }
         };
         assert_eq!(deltas, 2, "{exception}");
-        let service = err.as_service_error().unwrap_or_else(|| panic!("{exception}: {err:?}"));
+        let service = err
+            .as_service_error()
+            .unwrap_or_else(|| panic!("{exception}: {err:?}"));
         let matched = match exception {
             "internalServerException" => service.is_internal_server_exception(),
             "modelStreamErrorException" => service.is_model_stream_error_exception(),
@@ -274,7 +357,10 @@ async fn mid_stream_exceptions_are_stream_errors() {
     fault.exception = Some("modelTimeoutException".into());
     mock.arm(fault).unwrap();
     let err = invoke_stream_deltas(&client).await.unwrap_err();
-    assert!(err.as_service_error().unwrap().is_model_timeout_exception(), "{err:?}");
+    assert!(
+        err.as_service_error().unwrap().is_model_timeout_exception(),
+        "{err:?}"
+    );
 }
 
 /// A corrupt frame is caught by the SDK's CRC check.
@@ -285,10 +371,16 @@ async fn a_corrupt_frame_fails_the_sdks_checksum() {
     mock.arm(mid_stream(FaultKind::CorruptFrame, 1)).unwrap();
     let err = converse_stream_deltas(&client, MODEL).await.unwrap_err();
     let text = format!("{:?}", err);
-    assert!(text.contains("Checksum") || text.contains("checksum"), "{text}");
+    assert!(
+        text.contains("Checksum") || text.contains("checksum"),
+        "{text}"
+    );
     mock.arm(mid_stream(FaultKind::CorruptFrame, 3)).unwrap();
     let err = invoke_stream_deltas(&client).await.unwrap_err();
-    assert!(format!("{err:?}").to_lowercase().contains("checksum"), "{err:?}");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("checksum"),
+        "{err:?}"
+    );
 }
 
 /// A dropped connection is an error, not a clean end.
@@ -298,12 +390,23 @@ async fn a_dropped_connection_is_an_error() {
     let client = client(&mock);
     mock.arm(mid_stream(FaultKind::Drop, 2)).unwrap();
     let err = converse_stream_deltas(&client, MODEL).await.unwrap_err();
-    assert!(matches!(err, SdkError::DispatchFailure(_) | SdkError::ResponseError(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        ),
+        "{err:?}"
+    );
     mock.arm(mid_stream(FaultKind::Drop, 0)).unwrap();
     assert!(invoke_stream_deltas(&client).await.is_err());
     // On Converse, a drop is a body cut short: the SDK fails to read it.
     mock.arm(bedrock_fault(FaultKind::Drop)).unwrap();
-    let result = client_with_attempts(&mock, 1).converse().model_id(MODEL).messages(user(PROMPT)).send().await;
+    let result = client_with_attempts(&mock, 1)
+        .converse()
+        .model_id(MODEL)
+        .messages(user(PROMPT))
+        .send()
+        .await;
     assert!(result.is_err(), "{result:?}");
 }
 
@@ -312,7 +415,13 @@ async fn a_dropped_connection_is_an_error() {
 async fn a_client_that_leaves_early_is_cut_short() {
     let mock = start().await;
     let client = client(&mock);
-    let mut out = client.converse_stream().model_id(MODEL).messages(user(PROMPT)).send().await.unwrap();
+    let mut out = client
+        .converse_stream()
+        .model_id(MODEL)
+        .messages(user(PROMPT))
+        .send()
+        .await
+        .unwrap();
     loop {
         if let Some(ConverseStreamOutput::ContentBlockDelta(_)) = out.stream.recv().await.unwrap() {
             break;
@@ -330,7 +439,13 @@ async fn an_endless_stall_is_left_by_the_client() {
     let mock = start().await;
     let client = client(&mock);
     mock.arm(mid_stream(FaultKind::Stall, 1)).unwrap();
-    let mut out = client.converse_stream().model_id(MODEL).messages(user(PROMPT)).send().await.unwrap();
+    let mut out = client
+        .converse_stream()
+        .model_id(MODEL)
+        .messages(user(PROMPT))
+        .send()
+        .await
+        .unwrap();
     let waited = tokio::time::timeout(std::time::Duration::from_millis(300), async {
         while let Ok(Some(_)) = out.stream.recv().await {}
     })
