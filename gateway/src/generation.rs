@@ -1,0 +1,363 @@
+//! One answer per message: the generations, keyed by `(session_id, message_id)`.
+//!
+//! A generation is one Bedrock call and the frames it produced, kept after it ends.
+//! Every response for the message reads the same log: the first request starts the
+//! call, a repeat while it runs joins it (from the start, or after `Last-Event-ID`), a
+//! repeat after it ended gets `204` or, with `Last-Event-ID`, the rest of the log. So a
+//! browser's automatic reconnect never causes a second Bedrock call (§B.7).
+//!
+//! The log is a `watch` channel holding the frames already encoded: readers wake when a
+//! frame is appended and read at their own pace, so a slow reader never loses frames
+//! (a `broadcast` channel would make it lag).
+//!
+//! When the last reader goes away before the end, the call is dropped, which closes the
+//! connection to Bedrock (no work, no cost, left running), and the log ends with an
+//! error frame, so a later resume learns the answer is incomplete.
+
+use crate::metrics::Metrics;
+use crate::sse;
+use aws_sdk_bedrockruntime::Client;
+use bedrock_client::{BedrockError, Call};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use picasso_core::scenario::Caller;
+use picasso_core::wire::{Code, StreamFrame};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The frames of one generation so far.
+#[derive(Debug, Default)]
+struct Log {
+    frames: Vec<Bytes>,
+    done: bool,
+}
+
+/// One Bedrock call for one message, and its kept frames.
+#[derive(Debug)]
+pub struct Generation {
+    message_id: String,
+    log: watch::Sender<Log>,
+    /// Fired when the last reader leaves before the end: the call is then dropped.
+    abandon: CancellationToken,
+    readers: AtomicUsize,
+}
+
+/// How a generation ended, for the terminal frame and the metrics.
+#[derive(Debug)]
+enum Ending {
+    Completed,
+    Failed(BedrockError),
+    TimedOut(Duration),
+    Abandoned,
+    Shutdown,
+}
+
+impl Ending {
+    fn label(&self) -> &'static str {
+        match self {
+            Ending::Completed => "completed",
+            Ending::Failed(_) => "bedrock_error",
+            Ending::TimedOut(_) => "timeout",
+            Ending::Abandoned => "abandoned",
+            Ending::Shutdown => "shutdown",
+        }
+    }
+
+    /// The terminal frame: `end`, or an error frame with its `STREAM_00x` code.
+    fn frame(&self) -> StreamFrame {
+        let error = |code: Code, message: String| StreamFrame::Error {
+            code: code.as_str().to_owned(),
+            message,
+        };
+        match self {
+            Ending::Completed => StreamFrame::End,
+            Ending::Failed(e) => error(Code::Stream001, format!("the model's answer failed: {e}")),
+            Ending::TimedOut(cap) => error(
+                Code::Stream004,
+                format!("the stream exceeded {} ms", cap.as_millis()),
+            ),
+            Ending::Abandoned => error(
+                Code::Stream001,
+                "the client went away before the answer finished; it was not completed".into(),
+            ),
+            Ending::Shutdown => error(Code::Stream001, "the gateway is shutting down".into()),
+        }
+    }
+}
+
+impl Generation {
+    fn new(message_id: &str) -> Generation {
+        Generation {
+            message_id: message_id.to_owned(),
+            log: watch::Sender::new(Log::default()),
+            abandon: CancellationToken::new(),
+            readers: AtomicUsize::new(0),
+        }
+    }
+
+    fn push(&self, frame: &StreamFrame, last: bool) {
+        self.log.send_modify(|log| {
+            if log.done {
+                return;
+            }
+            let bytes = sse::encode(&self.message_id, log.frames.len() as u64, frame);
+            log.frames.push(bytes);
+            log.done = last;
+        });
+    }
+
+    /// Whether the terminal frame has been written.
+    pub fn is_done(&self) -> bool {
+        self.log.borrow().done
+    }
+
+    /// Frames written so far.
+    pub fn len(&self) -> usize {
+        self.log.borrow().frames.len()
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frames from index `from` on, as they come, ending after the terminal frame.
+    /// While the stream is held, the generation counts it as a reader.
+    pub fn subscribe(self: &Arc<Self>, from: usize) -> BoxStream<'static, Bytes> {
+        self.readers.fetch_add(1, Ordering::SeqCst);
+        let reader = Reader(self.clone());
+        let rx = self.log.subscribe();
+        futures_util::stream::unfold((reader, rx, from), |(reader, mut rx, cursor)| async move {
+            loop {
+                {
+                    let log = rx.borrow_and_update();
+                    if let Some(frame) = log.frames.get(cursor) {
+                        let frame = frame.clone();
+                        drop(log);
+                        return Some((frame, (reader, rx, cursor + 1)));
+                    }
+                    if log.done {
+                        return None;
+                    }
+                }
+                // The sender lives in the generation, which the reader holds: this
+                // only fails if that invariant breaks, and then the stream just ends.
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// A reader's hold on a generation; the last one to leave early abandons it.
+#[derive(Debug)]
+struct Reader(Arc<Generation>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.0.readers.fetch_sub(1, Ordering::SeqCst) == 1 && !self.0.is_done() {
+            self.0.abandon.cancel();
+        }
+    }
+}
+
+/// Whether a lookup found a kept generation or started a new one.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No generation existed: the caller must [`run`] this one.
+    Started(Arc<Generation>),
+    /// A generation for this message exists (running or ended).
+    Existing(Arc<Generation>),
+}
+
+/// Every generation of the current scenario, by `(session_id, message_id)`.
+#[derive(Debug, Default)]
+pub struct Generations {
+    map: Mutex<BTreeMap<(String, String), Arc<Generation>>>,
+}
+
+impl Generations {
+    /// The message's generation, or a new one registered under its key.
+    pub fn get_or_start(&self, session_id: &str, message_id: &str) -> Lookup {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (session_id.to_owned(), message_id.to_owned());
+        if let Some(existing) = map.get(&key) {
+            return Lookup::Existing(existing.clone());
+        }
+        let generation = Arc::new(Generation::new(message_id));
+        map.insert(key, generation.clone());
+        Lookup::Started(generation)
+    }
+
+    /// The message's generation, if one is kept.
+    pub fn get(&self, session_id: &str, message_id: &str) -> Option<Arc<Generation>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(session_id.to_owned(), message_id.to_owned()))
+            .cloned()
+    }
+
+    /// Forgets every kept answer (a new scenario was loaded).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many generations are kept.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a generation asks Bedrock, and the limits it runs under.
+#[derive(Debug)]
+pub struct Job {
+    /// The SDK client.
+    pub client: Client,
+    /// The tenant's model.
+    pub model: String,
+    /// The user's text.
+    pub prompt: String,
+    /// The tenant hash.
+    pub tenant: String,
+    /// The session.
+    pub session: String,
+    /// The message.
+    pub message: String,
+    /// The stream cap (`limits.max_stream_ms`).
+    pub max_stream: Duration,
+    /// Fired when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Where durations go.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs a generation to its terminal frame: Bedrock's answer and `end`, or an error
+/// frame (Bedrock failed, the cap struck, every reader left, the server shuts down).
+pub async fn run(generation: Arc<Generation>, job: Job) {
+    let started = Instant::now();
+    let deadline = started + job.max_stream;
+    let ending = {
+        let pump = pump(&generation, &job, started);
+        tokio::pin!(pump);
+        tokio::select! {
+            biased;
+            _ = job.shutdown.cancelled() => Ending::Shutdown,
+            _ = generation.abandon.cancelled() => Ending::Abandoned,
+            _ = tokio::time::sleep_until(deadline) => Ending::TimedOut(job.max_stream),
+            result = &mut pump => match result {
+                Ok(()) => Ending::Completed,
+                Err(e) => Ending::Failed(e),
+            },
+        }
+        // The pump, and with it the Bedrock connection, is dropped here.
+    };
+    let frame = ending.frame();
+    if let StreamFrame::Error { code, .. } = &frame {
+        job.metrics.error(code);
+    }
+    generation.push(&frame, true);
+    job.metrics.generation(ending.label(), started.elapsed());
+    tracing::debug!(message = %job.message, ending = ending.label(), "generation ended");
+}
+
+/// Streams Bedrock's tokens into the log as text frames.
+async fn pump(generation: &Generation, job: &Job, started: Instant) -> Result<(), BedrockError> {
+    let call = Call {
+        model: &job.model,
+        prompt: &job.prompt,
+        tenant: &job.tenant,
+        session: &job.session,
+        message: &job.message,
+        caller: Caller::Gateway,
+    };
+    let mut tokens = bedrock_client::stream(&job.client, call).await?;
+    let mut first = true;
+    while let Some(token) = tokens.next().await {
+        let text = token?;
+        if text.is_empty() {
+            continue;
+        }
+        if first {
+            first = false;
+            job.metrics
+                .time_to_first_token
+                .observe(started.elapsed().as_secs_f64());
+        }
+        generation.push(&StreamFrame::Text(text), false);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(g: &Generation, t: &str) {
+        g.push(&StreamFrame::Text(t.into()), false);
+    }
+
+    /// A late reader gets every frame from the start; one that resumes gets the rest.
+    #[tokio::test(start_paused = true)]
+    async fn readers_see_the_whole_log_at_their_own_pace() {
+        let g = Arc::new(Generation::new("m"));
+        let early = g.subscribe(0);
+        text(&g, "a");
+        text(&g, "b");
+        let late = g.subscribe(0);
+        let resumed = g.subscribe(1);
+        g.push(&StreamFrame::End, true);
+        let collect = |s: BoxStream<'static, Bytes>| async move {
+            s.map(|b| String::from_utf8(b.to_vec()).unwrap())
+                .collect::<Vec<_>>()
+                .await
+        };
+        let early = collect(early).await;
+        assert_eq!(early.len(), 3);
+        assert!(early[0].starts_with("id: m:0\n"));
+        assert!(early[2].starts_with("id: m:2\ndata: {\"type\": \"end\"}"));
+        assert_eq!(collect(late).await, early);
+        assert_eq!(collect(resumed).await, early[1..]);
+        // Writing after the end is ignored.
+        text(&g, "c");
+        assert_eq!(g.len(), 3);
+    }
+
+    /// The last reader leaving early abandons the generation; finishing does not.
+    #[tokio::test(start_paused = true)]
+    async fn last_reader_leaving_early_abandons() {
+        let g = Arc::new(Generation::new("m"));
+        let a = g.subscribe(0);
+        let b = g.subscribe(0);
+        drop(a);
+        assert!(!g.abandon.is_cancelled());
+        drop(b);
+        assert!(g.abandon.is_cancelled());
+
+        let g = Arc::new(Generation::new("m"));
+        let a = g.subscribe(0);
+        g.push(&StreamFrame::End, true);
+        drop(a);
+        assert!(!g.abandon.is_cancelled());
+    }
+
+    #[test]
+    fn one_generation_per_message() {
+        let table = Generations::default();
+        assert!(matches!(table.get_or_start("s", "m"), Lookup::Started(_)));
+        assert!(matches!(table.get_or_start("s", "m"), Lookup::Existing(_)));
+        assert!(matches!(table.get_or_start("s2", "m"), Lookup::Started(_)));
+        assert_eq!(table.len(), 2);
+    }
+}

@@ -1,0 +1,280 @@
+//! The routes: `GET /` (the stream), `OPTIONS /` (the CORS preflight), `GET /metrics`.
+//!
+//! The stream handler runs the contract's checks in its order: the network edge
+//! (injected faults), the URL length, the parameters (`400`), tenant and origin (`403`),
+//! the rate limit (`429`), the gateway's own injected faults, then one answer per
+//! message (`204`, replay, join, or a new Bedrock call).
+
+use crate::cors::{self, OriginCheck};
+use crate::error::GatewayError;
+use crate::faults::{self, Frames};
+use crate::generation::Lookup;
+use crate::metrics::Metrics;
+use crate::params::{self, MAX_URI_BYTES};
+use crate::rate_limit::Admission;
+use crate::sse;
+use crate::state::GatewayState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use picasso_core::fault::RequestFacts;
+use picasso_core::scenario::{FaultKind, FaultTarget};
+use picasso_core::wire::parse_event_id;
+use std::time::Duration;
+
+/// The gateway's router.
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route("/", get(stream).options(preflight))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<GatewayState>) -> Response {
+    let mut response = state.metrics_text().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// `GET /?tenant_hash&user_input&session_id&message_id`.
+async fn stream(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
+    state.metrics().request("stream");
+    let query = uri.query().unwrap_or("");
+    let lenient = params::parse_query(query).unwrap_or_default();
+    let field = |k: &str| lenient.get(k).map(String::as_str);
+    let facts = RequestFacts {
+        tenant: field("tenant_hash"),
+        session: field("session_id"),
+        message: field("message_id"),
+        ..RequestFacts::default()
+    };
+    let network = state.strike(FaultTarget::Network, &facts);
+    let mut cut = None;
+    if let Some(fault) = network {
+        match fault.kind {
+            FaultKind::Refuse => return faults::refused(),
+            FaultKind::Latency => sleep_ms(fault.delay_ms).await,
+            FaultKind::Drop | FaultKind::Stall => cut = Some(fault),
+            _ => {}
+        }
+    }
+    let mut origin = None;
+    let mut response = match checked(&state, &headers, &uri, &mut origin).await {
+        Ok(response) => response,
+        Err(err) => {
+            state.metrics().error(err.status_and_code().1);
+            err.into_response()
+        }
+    };
+    cors::apply(response.headers_mut(), origin.as_deref());
+    match cut {
+        Some(f) if f.kind == FaultKind::Drop => {
+            let n = f.after_tokens.unwrap_or(0);
+            faults::wrap_body(response, |b| faults::drop_after(b, n))
+        }
+        Some(f) => {
+            let (n, delay) = (
+                f.after_tokens.unwrap_or(0),
+                f.delay_ms.map(Duration::from_millis),
+            );
+            let token = state.shutdown_token();
+            faults::wrap_body(response, |b| faults::stall_after(b, n, delay, token))
+        }
+        None => response,
+    }
+}
+
+/// The checks and the answer; `origin` is set once the origin is known to be allowed,
+/// so every later answer (refusals included) carries the CORS header.
+async fn checked(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    origin: &mut Option<String>,
+) -> Result<Response, GatewayError> {
+    let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > MAX_URI_BYTES {
+        return Err(GatewayError::UriTooLong(MAX_URI_BYTES));
+    }
+    let limits = state.limits();
+    let params = params::validate(params::parse_query(uri.query().unwrap_or(""))?, &limits)?;
+
+    let ttl = Duration::from_millis(limits.config_ttl_ms);
+    let config = state
+        .tenants()
+        .get(&params.tenant_hash, ttl)
+        .await?
+        .ok_or(GatewayError::UnknownTenant)?;
+    match cors::check(headers.get(header::ORIGIN), &config) {
+        OriginCheck::Refused => return Err(GatewayError::OriginNotAllowed),
+        OriginCheck::Allowed(o) => *origin = Some(o),
+        OriginCheck::NoOrigin => {}
+    }
+    if !config.features.streaming_enabled {
+        return Err(GatewayError::StreamingDisabled);
+    }
+    if let Admission::Limited { retry_after_s } = state.admit(&params.session_id, &limits) {
+        return Err(GatewayError::RateLimited { retry_after_s });
+    }
+
+    let facts = RequestFacts {
+        tenant: Some(&params.tenant_hash),
+        session: Some(&params.session_id),
+        message: Some(&params.message_id),
+        ..RequestFacts::default()
+    };
+    let mut edge = None;
+    if let Some(fault) = state.strike(FaultTarget::Gateway, &facts) {
+        match fault.kind {
+            FaultKind::Latency => sleep_ms(fault.delay_ms).await,
+            FaultKind::Status => {
+                state.metrics().error("INJECTED_STATUS");
+                return Ok(faults::status_response(&fault));
+            }
+            FaultKind::WrongContentType => return Ok(faults::wrong_content_type()),
+            _ => edge = Some(fault),
+        }
+    }
+
+    // One answer per message. A Last-Event-ID for another message is ignored.
+    let resume_from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_event_id)
+        .filter(|(message, _)| *message == params.message_id)
+        .map(|(_, seq)| seq.saturating_add(1) as usize);
+    let lookup = match resume_from {
+        // A resume for an answer this gateway no longer keeps (reloaded, restarted):
+        // nothing to resume, and a resume must never start a second Bedrock call.
+        Some(_) => match state
+            .generations()
+            .get(&params.session_id, &params.message_id)
+        {
+            Some(g) => Lookup::Existing(g),
+            None => return Ok(no_content(state.metrics())),
+        },
+        None => state
+            .generations()
+            .get_or_start(&params.session_id, &params.message_id),
+    };
+    let frames = match lookup {
+        Lookup::Started(generation) => {
+            let frames = generation.subscribe(0);
+            state.spawn_generation(
+                generation,
+                &params,
+                &config.features.streaming_model,
+                &limits,
+            );
+            frames
+        }
+        Lookup::Existing(generation) => {
+            let from = resume_from.unwrap_or(0);
+            if generation.is_done() && (resume_from.is_none() || from >= generation.len()) {
+                return Ok(no_content(state.metrics()));
+            }
+            state.metrics().repeats.inc();
+            generation.subscribe(from)
+        }
+    };
+
+    let mut frames: Frames = frames.map(Ok).boxed();
+    if let Some(fault) = edge {
+        let n = fault.after_tokens.unwrap_or(0);
+        frames = match fault.kind {
+            FaultKind::Drop => faults::drop_after(frames, n),
+            FaultKind::Stall => faults::stall_after(
+                frames,
+                n,
+                fault.delay_ms.map(Duration::from_millis),
+                state.shutdown_token(),
+            ),
+            FaultKind::MalformedFrame => faults::malformed_after(frames, n),
+            _ => frames,
+        };
+    }
+    let open = OpenStream::new(state);
+    let frames = frames.map(move |f| {
+        let _held = &open;
+        f
+    });
+    Ok(sse::response(Body::from_stream(frames)))
+}
+
+/// `204`: the answer was given in full already; this stops an `EventSource`.
+fn no_content(metrics: &Metrics) -> Response {
+    metrics.repeats.inc();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sleep_ms(ms: Option<u64>) {
+    tokio::time::sleep(Duration::from_millis(ms.unwrap_or(0))).await;
+}
+
+/// Counts an open event stream for as long as its body lives.
+struct OpenStream(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenStream {
+    fn new(state: &GatewayState) -> OpenStream {
+        let gauge = state.metrics().open_streams.clone();
+        gauge.inc();
+        OpenStream(gauge)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `OPTIONS /`: the CORS preflight. Accepted only for one of the tenant's origins
+/// asking for `GET` with the stream's headers; anything else is `403`.
+async fn preflight(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
+    state.metrics().request("preflight");
+    let query = params::parse_query(uri.query().unwrap_or("")).unwrap_or_default();
+    let tenant = query
+        .get("tenant_hash")
+        .filter(|t| picasso_core::wire::is_valid_tenant_hash(t));
+    let config = match tenant {
+        Some(t) => match state
+            .tenants()
+            .get(t, Duration::from_millis(state.limits().config_ttl_ms))
+            .await
+        {
+            Ok(config) => config,
+            Err(e) => {
+                let err = GatewayError::Config(e);
+                state.metrics().error(err.status_and_code().1);
+                return err.into_response();
+            }
+        },
+        None => None,
+    };
+    let allowed = config.and_then(|c| match cors::check(headers.get(header::ORIGIN), &c) {
+        OriginCheck::Allowed(o) => Some(o),
+        _ => None,
+    });
+    match allowed {
+        Some(origin) if cors::preflight_acceptable(&headers) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            cors::apply(response.headers_mut(), Some(&origin));
+            cors::apply_preflight(response.headers_mut());
+            response
+        }
+        _ => {
+            let err = GatewayError::OriginNotAllowed;
+            state.metrics().error(err.status_and_code().1);
+            let mut response = err.into_response();
+            cors::apply(response.headers_mut(), None);
+            response
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Test plumbing: mock Bedrock's router in-process behind the official SDK, tenant
+//! configs straight from the scenario, and helpers to call the gateway's router.
+
+use crate::tenants::{ConfigError, ConfigSource};
+use crate::{GatewayOptions, GatewayState};
+use aws_sdk_bedrockruntime::Client;
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::http::Response as SdkResponse;
+use aws_smithy_types::body::SdkBody;
+use axum::Router;
+use axum::body::Body;
+use bedrock_client::{BedrockConfig, Runtime, build_client};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use mock_bedrock::MockState;
+use picasso_core::Scenario;
+use picasso_core::wire::{Endpoints, Features, TenantConfig};
+use tower::ServiceExt;
+
+/// Hands the SDK's requests to a router in-process: no sockets, so a paused clock works.
+#[derive(Debug, Clone)]
+pub struct InProcess(pub Router);
+
+impl HttpConnector for InProcess {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let router = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::other(e.into(), None))?
+                .map(Body::new);
+            let response = match router.oneshot(request).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            SdkResponse::try_from(response.map(|b| SdkBody::from_body_1_x(sync_body(b))))
+                .map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// `SdkBody` wants a `Sync` body and axum's is not: relay it through a channel. The
+/// relay stops (dropping the router's body, as a closed connection would) as soon as
+/// the SDK drops its end.
+fn sync_body(body: Body) -> ChannelBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                next = data.next() => next,
+            };
+            let Some(chunk) = next else { return };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    ChannelBody(rx)
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, axum::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(http_body::Frame::data)))
+    }
+}
+
+/// An SDK client whose every call goes to `router`.
+pub fn client_for(router: Router) -> Client {
+    let http = http_client_fn(move |_, _| SharedHttpConnector::new(InProcess(router.clone())));
+    build_client(
+        &BedrockConfig::mock("http://bedrock.test"),
+        Runtime {
+            http_client: Some(http),
+            ..Runtime::default()
+        },
+    )
+}
+
+/// Tenant configs as the Master would serve them, from the scenario.
+#[derive(Debug)]
+pub struct FromScenario(pub Scenario);
+
+impl ConfigSource for FromScenario {
+    fn tenant_config<'a>(
+        &'a self,
+        tenant_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, ConfigError>> {
+        let config = self.0.tenant(tenant_hash).map(|t| TenantConfig {
+            tenant_hash: t.hash.clone(),
+            tenant_name: Some(t.name.clone()),
+            features: Features {
+                streaming_enabled: t.streaming_enabled,
+                streaming_percentage: t.streaming_percentage,
+                streaming_model: t.streaming_model.clone(),
+            },
+            endpoints: Endpoints {
+                chat: "http://master.test/Master_Function?action=chat".into(),
+                streaming: t.streaming_enabled.then(|| "http://gateway.test/".into()),
+            },
+            allowed_origins: t.allowed_origins.clone(),
+        });
+        Box::pin(async move { Ok(config) })
+    }
+}
+
+/// A gateway and the mock Bedrock behind it, both in-process.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub gateway: GatewayState,
+    pub bedrock: MockState,
+    pub app: Router,
+}
+
+pub fn world(scenario: Scenario) -> World {
+    let bedrock = MockState::new(scenario.clone());
+    let client = client_for(mock_bedrock::app(bedrock.clone()));
+    let gateway = GatewayState::new(
+        scenario.clone(),
+        GatewayOptions {
+            config: std::sync::Arc::new(FromScenario(scenario)),
+            bedrock: client,
+        },
+    );
+    World {
+        app: crate::app(gateway.clone()),
+        gateway,
+        bedrock,
+    }
+}
+
+pub const FOSTER: &str = "fo85e6a06dcdf4";
+pub const AUSTIN: &str = "au47d9f8e2c31b";
+
+/// `GET /?…` for a tenant, session, message and input (percent-encoding spaces only).
+pub fn stream_request(tenant: &str, session: &str, message: &str, input: &str) -> Request<Body> {
+    let input = input.replace(' ', "+");
+    Request::get(format!(
+        "/?tenant_hash={tenant}&user_input={input}&session_id={session}&message_id={message}"
+    ))
+    .header("accept", "text/event-stream")
+    .body(Body::empty())
+    .unwrap()
+}
+
+impl World {
+    pub async fn call(&self, request: Request<Body>) -> Response<Body> {
+        match self.app.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The body's chunks as text; a body error becomes `"<error>"` (and ends the list).
+pub async fn chunks(response: Response<Body>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut body = response.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(b) => out.push(String::from_utf8(b.to_vec()).unwrap()),
+            Err(_) => {
+                out.push("<error>".into());
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The `data:` payloads of the frames.
+pub fn data(frames: &[String]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| {
+            f.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The JSON body of a refusal.
+pub async fn json(response: Response<Body>) -> serde_json::Value {
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
