@@ -4,9 +4,20 @@
 //! - [`sse_parser`]: the WHATWG event-stream parser, sans-IO;
 //! - [`eventsource`]: the browser's `EventSource` as a sans-IO state machine;
 //! - [`widget`]: the widget as a pure state machine, three policies;
+//! - [`inproc`]: the in-process wiring (SDK HTTP client, config source, virtual clock);
+//! - [`driver`]: one session's widget driven against the servers' routers;
+//! - [`simulator`]: a whole run, its transcript, the determinism check;
+//! - [`invariants`]: the §B.7 invariants as checks over a run.
 
+pub mod driver;
 pub mod eventsource;
+pub mod inproc;
+pub mod invariants;
+pub mod simulator;
 pub mod sse_parser;
+mod stub_master;
 pub mod widget;
 
+pub use invariants::{Property, Violation};
+pub use simulator::{Outcome, RunOptions, SimError, check_determinism, run_scenario, run_with};
 pub use widget::Policy;

@@ -545,8 +545,8 @@ impl ConfigState {
     }
 }
 
-/// Shortens text for a transcript line.
-pub(crate) fn quote(text: &str) -> String {
+/// Shortens text for a transcript line, quoted.
+pub fn quote(text: &str) -> String {
     const MAX: usize = 60;
     let mut s: String = text.chars().take(MAX).collect();
     if text.chars().count() > MAX {

@@ -1,0 +1,157 @@
+//! `picasso-sim run [SCENARIO…]`: the regression suite.
+//!
+//! Every (scenario, policy) pair is one job. Jobs run on all cores, each in its own
+//! single-threaded virtual-time world, and results are reported in job order, so the
+//! output is the same whatever the thread count. `--shard K/N` keeps every N-th job,
+//! so a CI matrix of N machines covers the suite exactly once.
+
+use super::Status;
+use super::jobs::{Job, JobResult, load_jobs, run_jobs};
+use super::junit;
+use picasso_sim::Policy;
+use std::path::PathBuf;
+
+/// What `run` was asked for, free of clap types.
+#[derive(Debug, Clone)]
+pub(crate) struct RunConfig {
+    /// Scenario files or directories; the embedded default when empty.
+    pub scenarios: Vec<PathBuf>,
+    /// The policies to run.
+    pub policies: Vec<Policy>,
+    /// Replaces every scenario's seed.
+    pub seed: Option<u64>,
+    /// Where to write JUnit XML.
+    pub junit: Option<PathBuf>,
+    /// `(k, n)`: keep jobs whose index is `k - 1` modulo `n`.
+    pub shard: Option<(usize, usize)>,
+    /// Print each job's whole transcript.
+    pub transcripts: bool,
+    /// Run each job twice and fail if the transcripts differ.
+    pub check_determinism: bool,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// Parses `K/N` with 1 ≤ K ≤ N.
+pub(crate) fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| format!("shard index {k:?} is not a number"))?,
+        n.trim().parse().map_err(|_| format!("shard count {n:?} is not a number"))?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("expected 1 <= K <= N in K/N, got {k}/{n}"));
+    }
+    Ok((k, n))
+}
+
+/// Keeps the jobs of shard `k` of `n`.
+pub(crate) fn shard<T>(jobs: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
+    match shard {
+        None => jobs,
+        Some((k, n)) => jobs.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, j)| j).collect(),
+    }
+}
+
+/// Runs the suite and reports.
+pub(crate) fn run(config: RunConfig) -> Status {
+    let jobs = match load_jobs(&config.scenarios, &config.policies, config.seed) {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            eprintln!("{e}");
+            return Status::InputError;
+        }
+    };
+    let total = jobs.len();
+    let jobs: Vec<Job> = shard(jobs, config.shard);
+    if let Some((k, n)) = config.shard {
+        eprintln!("shard {k}/{n}: {} of {total} jobs", jobs.len());
+    }
+    let results = run_jobs(&jobs, config.threads, config.check_determinism);
+    if config.transcripts {
+        for r in &results {
+            println!("=== {} · {} ===\n{}", r.job.name, r.job.policy.name(), r.transcript);
+        }
+    }
+    print_summary(&results);
+    if let Some(path) = &config.junit {
+        if let Err(e) = junit::write(path, &results) {
+            eprintln!("error: cannot write the JUnit report to {}: {e}", path.display());
+            return Status::InputError;
+        }
+        eprintln!("JUnit report: {}", path.display());
+    }
+    if results.iter().all(JobResult::passed) { Status::Ok } else { Status::Failed }
+}
+
+fn print_summary(results: &[JobResult]) {
+    println!(
+        "\n{:<34} {:<11} {:>5} {:>7} {:>9} {:>6} {:>8} {:>10}  result",
+        "scenario", "policy", "msgs", "streams", "fallbacks", "errors", "bedrock", "violations"
+    );
+    for r in results {
+        println!(
+            "{:<34} {:<11} {:>5} {:>7} {:>9} {:>6} {:>8} {:>10}  {}",
+            truncate(&r.job.name, 34),
+            r.job.policy.name(),
+            r.summary.messages,
+            r.summary.streams,
+            r.summary.fallbacks,
+            r.summary.errors_shown,
+            r.summary.bedrock_calls,
+            r.violations.len(),
+            r.verdict()
+        );
+    }
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let expected = results.iter().filter(|r| r.passed() && !r.violations.is_empty()).count();
+    println!(
+        "\n{} jobs: {} passed, {} failed{}",
+        results.len(),
+        results.len() - failed,
+        failed,
+        if expected > 0 {
+            format!(" ({expected} with the defects their policy is expected to show)")
+        } else {
+            String::new()
+        }
+    );
+    for r in results.iter().filter(|r| !r.passed()) {
+        println!("\nFAILED {} · {}:", r.job.name, r.job.policy.name());
+        for v in &r.violations {
+            println!("  - {v}");
+        }
+        if let Some(e) = &r.error {
+            println!("  - {e}");
+        }
+        println!("  replay: picasso-sim run {} --policy {} --replay", r.job.source, r.job.policy.name());
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_jobs() {
+        let jobs: Vec<usize> = (0..23).collect();
+        for n in 1..6 {
+            let mut seen: Vec<usize> =
+                (1..=n).flat_map(|k| shard(jobs.clone(), Some((k, n)))).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, jobs, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert!(parse_shard("0/4").is_err());
+        assert!(parse_shard("5/4").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+}

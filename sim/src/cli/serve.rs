@@ -1,0 +1,224 @@
+//! `picasso-sim serve [SCENARIO]`: mock Bedrock, the Master Function and the streaming
+//! gateway on loopback, wired to each other, plus the demo page, until Ctrl-C.
+//!
+//! The scenario file is watched (its modification time, polled once a second: no
+//! platform file-watcher needed) and reloaded into all three servers when it changes
+//! and still validates; a file that no longer validates is reported and the running
+//! scenario kept.
+
+use super::Status;
+use super::demo_page;
+use anyhow::Context;
+use bedrock_client::{BedrockConfig, Runtime, build_client};
+use gateway::{GatewayOptions, GatewayState, HttpConfigSource};
+use mock_bedrock::MockState;
+use mock_master::{MasterOptions, MasterState};
+use picasso_core::{Scenario, load_file};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What `serve` was asked for, free of clap types.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeConfig {
+    /// The scenario file; the embedded default when `None`.
+    pub scenario: Option<PathBuf>,
+    /// The address to bind (loopback unless the user says otherwise).
+    pub host: IpAddr,
+    /// Master Function port (also serves the demo page).
+    pub master_port: u16,
+    /// Streaming gateway port.
+    pub gateway_port: u16,
+    /// Mock Bedrock port.
+    pub bedrock_port: u16,
+    /// A real Bedrock endpoint instead of the mock (credentials from the environment).
+    pub bedrock_endpoint: Option<String>,
+    /// Run only mock Bedrock.
+    pub bedrock_only: bool,
+}
+
+/// Runs the servers until Ctrl-C or SIGTERM.
+pub(crate) fn run(config: ServeConfig) -> Status {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Status::InputError;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => Status::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Status::InputError
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
+    Ok(match path {
+        Some(path) => load_file(path)?,
+        None => Scenario::default_scenario(),
+    })
+}
+
+async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(host, port))
+        .await
+        .with_context(|| format!("cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let scenario = load(config.scenario.as_ref())?;
+    let bedrock_listener = if config.bedrock_endpoint.is_none() {
+        Some(bind(config.host, config.bedrock_port, "bedrock").await?)
+    } else {
+        None
+    };
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("\nshutting down: open streams get a final frame, then close");
+        signal.cancel();
+    });
+
+    let bedrock_state = MockState::new(scenario.clone());
+    let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
+        (Some(url), _) => url.clone(),
+        (None, Some(listener)) => {
+            let url = format!("http://{}", listener.local_addr()?);
+            let (state, stop) = (bedrock_state.clone(), shutdown.clone());
+            tasks.spawn(async move { mock_bedrock::serve(listener, state, stop.cancelled_owned()).await });
+            url
+        }
+        (None, None) => unreachable!("a listener is bound whenever no endpoint is given"),
+    };
+    println!("mock Bedrock       {bedrock_url}        (journal: {bedrock_url}/__admin/requests)");
+    if config.bedrock_only {
+        println!("\nCtrl-C stops.");
+        return join(tasks).await;
+    }
+
+    let bedrock_config = match &config.bedrock_endpoint {
+        Some(url) => BedrockConfig::from_env(Some(url.clone())).context(
+            "--bedrock-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+        )?,
+        None => BedrockConfig::mock(&bedrock_url),
+    };
+    let bedrock = build_client(&bedrock_config, Runtime::default());
+
+    let master_listener = bind(config.host, config.master_port, "master").await?;
+    let gateway_listener = bind(config.host, config.gateway_port, "gateway").await?;
+    let master_url = format!("http://{}", master_listener.local_addr()?);
+    let gateway_url = format!("http://{}/", gateway_listener.local_addr()?);
+    let scenario = demo_page::with_demo_origins(scenario, &master_url);
+
+    let master_state = MasterState::new(
+        scenario.clone(),
+        MasterOptions {
+            chat_url: format!("{master_url}/Master_Function?action=chat"),
+            streaming_url: Some(gateway_url.clone()),
+            bedrock: bedrock.clone(),
+        },
+    );
+    let gateway_state = GatewayState::new(
+        scenario.clone(),
+        GatewayOptions { config: Arc::new(HttpConfigSource::new(master_url.clone())), bedrock },
+    );
+    let world = demo_page::World {
+        scenario: Arc::new(std::sync::Mutex::new(scenario.clone())),
+        bedrock: bedrock_state.clone(),
+        master: master_state.clone(),
+        gateway: gateway_state.clone(),
+        demo_origin: master_url.clone(),
+    };
+
+    {
+        let (state, stop) = (master_state.clone(), shutdown.clone());
+        // The demo page shares the Master's origin, so its own calls need no CORS.
+        let router = mock_master::app(state).merge(demo_page::router(world.clone()));
+        tasks.spawn(async move {
+            axum::serve(master_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+        });
+    }
+    {
+        let (state, stop) = (gateway_state.clone(), shutdown.clone());
+        tasks.spawn(async move { gateway::serve(gateway_listener, state, stop.cancelled_owned()).await });
+    }
+    if let Some(path) = config.scenario.clone() {
+        tokio::spawn(watch(path, world, shutdown.clone()));
+    }
+
+    println!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
+    println!("streaming gateway  {gateway_url}?tenant_hash=…&user_input=…&session_id=…&message_id=…");
+    println!("demo page          {master_url}/");
+    println!("metrics            {master_url}/metrics  {gateway_url}metrics");
+    println!("\nTenants (a widget loads its config from the Master Function):");
+    for t in &scenario.tenants {
+        println!(
+            "  {:16} {:20} streaming {:3}  {}% of sessions  origins: {}",
+            t.hash,
+            t.name,
+            if t.streaming_enabled { "on" } else { "off" },
+            t.streaming_percentage,
+            t.allowed_origins.join(", ")
+        );
+    }
+    println!("\nCtrl-C stops.");
+    join(tasks).await
+}
+
+async fn join(mut tasks: tokio::task::JoinSet<std::io::Result<()>>) -> anyhow::Result<()> {
+    while let Some(result) = tasks.join_next().await {
+        result.context("a server task panicked")?.context("a server failed")?;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reloads the scenario into every server when the file changes and still validates.
+async fn watch(path: PathBuf, world: demo_page::World, shutdown: CancellationToken) {
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last: Option<SystemTime> = modified(&path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = modified(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match load_file(&path) {
+            Ok(scenario) => {
+                world.reload(scenario);
+                println!("reloaded {}", path.display());
+            }
+            Err(e) => eprintln!("{} changed but is not valid; keeping the running scenario:\n{e}", path.display()),
+        }
+    }
+}

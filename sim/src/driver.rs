@@ -1,0 +1,710 @@
+//! The driver: carries a widget's effects to the in-process servers and feeds what
+//! comes back into the widget, in virtual time.
+//!
+//! One task per session. It owns the widget, an inbox of [`Input`]s from the request
+//! tasks it spawned, and the user's script (when each message is typed). Its loop
+//! waits, `biased;`, on the inbox first and then on the earliest of the widget's
+//! deadline, the next message and the page closing. Request tasks are aborted when the
+//! widget aborts their request (which drops the response body, so the gateway and
+//! Bedrock see the client leave) and when the session ends.
+
+use crate::inproc::{RouterConfigSource, RouterHttpClient, VirtualTime};
+use crate::widget::{
+    ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Policy, ReqId, SessionCtx, Widget,
+};
+use axum::Router;
+use axum::body::Body;
+use bedrock_client::{BedrockConfig, Runtime};
+use http_body_util::BodyExt;
+use picasso_core::scenario::{Scenario, Session};
+use picasso_core::wire::ChatRequest;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// The streaming endpoint the Master advertises in the simulated world.
+pub const STREAM_URL: &str = "http://gateway.sim/";
+/// The regular chat endpoint the Master advertises in the simulated world.
+pub const CHAT_URL: &str = "http://master.sim/Master_Function?action=chat";
+/// Mock Bedrock's address in the simulated world (never resolved: the client is in-process).
+pub const BEDROCK_URL: &str = "http://bedrock.sim";
+
+/// How long a user waits for an answer before typing the next message anyway.
+pub const PATIENCE_MS: u64 = 120_000;
+/// How long the page stays open after the last message if the widget never settles.
+pub const LINGER_MS: u64 = 120_000;
+
+/// The SDK shares its retry token bucket between clients by partition name, process-wide.
+/// A fresh name per world keeps one run's retries from draining another's; the name
+/// never reaches a transcript, so it does not touch determinism.
+static WORLDS: AtomicU64 = AtomicU64::new(0);
+
+/// The three servers, wired to each other in-process.
+#[derive(Clone)]
+pub(crate) struct World {
+    pub(crate) bedrock_state: mock_bedrock::MockState,
+    pub(crate) master: Router,
+    pub(crate) gateway: Router,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("World")
+    }
+}
+
+impl World {
+    /// Builds a fresh world. Call inside the (paused) runtime: the SDK's clock starts now.
+    pub(crate) fn build(scenario: &Scenario) -> World {
+        let bedrock_state = mock_bedrock::MockState::new(scenario.clone());
+        let bedrock_router = mock_bedrock::app(bedrock_state.clone());
+        let mut config = BedrockConfig::mock(BEDROCK_URL);
+        config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
+        let runtime = || Runtime {
+            http_client: Some(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                RouterHttpClient::new(bedrock_router.clone()),
+            )),
+            sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                aws_smithy_async::rt::sleep::TokioSleep::new(),
+            )),
+            time: Some(aws_smithy_async::time::SharedTimeSource::new(
+                VirtualTime::new(),
+            )),
+        };
+        let master = crate::stub_master::app(
+            scenario.clone(),
+            CHAT_URL.to_owned(),
+            Some(STREAM_URL.to_owned()),
+            bedrock_client::build_client(&config, runtime()),
+        );
+        let gateway_state = gateway::GatewayState::new(
+            scenario.clone(),
+            gateway::GatewayOptions {
+                config: Arc::new(RouterConfigSource::new(master.clone())),
+                bedrock: bedrock_client::build_client(&config, runtime()),
+            },
+        );
+        let gateway = gateway::app(gateway_state);
+        World {
+            bedrock_state,
+            master,
+            gateway,
+        }
+    }
+}
+
+/// One streaming GET as the network saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// The session.
+    pub session: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The message.
+    pub message: String,
+    /// When it was sent.
+    pub at_ms: u64,
+    /// The status, if a response came.
+    pub status: Option<u16>,
+    /// `Last-Event-ID`, if sent.
+    pub last_event_id: Option<String>,
+    /// When its body ended (or it was aborted).
+    pub ended_ms: Option<u64>,
+}
+
+/// What a run records besides the widgets: the transcript lines and the network's view.
+#[derive(Debug)]
+pub(crate) struct Log {
+    start: Instant,
+    record_lines: bool,
+    pub(crate) lines: Vec<String>,
+    pub(crate) streams: Vec<StreamRequest>,
+}
+
+pub(crate) type SharedLog = Arc<Mutex<Log>>;
+
+impl Log {
+    pub(crate) fn new(record_lines: bool) -> SharedLog {
+        Arc::new(Mutex::new(Log {
+            start: Instant::now(),
+            record_lines,
+            lines: Vec::new(),
+            streams: Vec::new(),
+        }))
+    }
+}
+
+/// Virtual milliseconds since the run began.
+pub(crate) fn now_ms(log: &SharedLog) -> u64 {
+    lock(log).start.elapsed().as_millis() as u64
+}
+
+/// A std mutex is right: never held across an `.await`, each section a push.
+pub(crate) fn lock(log: &SharedLog) -> MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Appends `[t=000123ms] who  what`.
+pub(crate) fn line(log: &SharedLog, who: &str, what: &str) {
+    let mut log = lock(log);
+    if log.record_lines {
+        let t = log.start.elapsed().as_millis();
+        log.lines.push(format!("[t={t:06}ms] {who:<24} {what}"));
+    }
+}
+
+/// What one session's run produced.
+#[derive(Debug, Clone)]
+pub struct SessionResult {
+    /// The session id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Whether the browser had `EventSource`.
+    pub event_source: bool,
+    /// Whether the widget got a config.
+    pub config_loaded: bool,
+    /// The messages, in send order.
+    pub messages: Vec<MessageRecord>,
+    /// The widget's metrics.
+    pub metrics: Metrics,
+    /// What was still open after the page closed.
+    pub leaks: Leaks,
+    /// When the page closed.
+    pub closed_at_ms: u64,
+}
+
+/// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+struct SessionRun {
+    world: World,
+    log: SharedLog,
+    session: Session,
+    origin: Option<String>,
+    tx: mpsc::UnboundedSender<Input>,
+    conns: BTreeMap<ConnId, AbortHandle>,
+    posts: BTreeMap<ReqId, AbortHandle>,
+}
+
+/// Runs one session to the page closing.
+pub(crate) async fn run_session(
+    world: World,
+    scenario: Arc<Scenario>,
+    session: Session,
+    policy: Policy,
+    log: SharedLog,
+) -> SessionResult {
+    tokio::time::sleep(Duration::from_millis(session.start_ms)).await;
+    let ctx = SessionCtx {
+        seed: scenario.seed,
+        tenant: session.tenant.clone(),
+        session_id: session.id.clone(),
+        event_source: session.event_source,
+        settings: scenario.widget,
+    };
+    let origin = session.origin.clone().or_else(|| {
+        scenario
+            .tenant(&session.tenant)
+            .and_then(|t| t.allowed_origins.first().cloned())
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (mut widget, first) = Widget::new(policy, ctx);
+    let mut run = SessionRun {
+        world,
+        log: log.clone(),
+        session: session.clone(),
+        origin,
+        tx,
+        conns: BTreeMap::new(),
+        posts: BTreeMap::new(),
+    };
+    let sid = session.id.clone();
+    line(
+        &log,
+        &sid,
+        &format!("page opens ({}, tenant {})", policy.name(), session.tenant),
+    );
+    run.perform(first);
+
+    let mut next_msg = 0usize;
+    let mut last_send: Option<u64> = None;
+    let mut idle_since: Option<u64> = None;
+    let mut config_at: Option<u64> = None;
+    loop {
+        let now = now_ms(&log);
+        if config_at.is_none() && widget.config_loaded() {
+            config_at = Some(now);
+        }
+        if widget.busy() {
+            idle_since = None;
+        } else if idle_since.is_none() {
+            idle_since = Some(now);
+        }
+        // When the user types the next message.
+        let send_at = config_at.and_then(|c| {
+            let m = session.messages.get(next_msg)?;
+            let after_prev = match (next_msg, idle_since, last_send) {
+                (0, _, _) => Some(c + m.think_ms),
+                (_, Some(idle), _) => Some(idle + m.think_ms),
+                (_, None, Some(sent)) => Some(sent + PATIENCE_MS),
+                _ => None,
+            };
+            match m.at_ms {
+                Some(at) => Some((session.start_ms + at).max(c)),
+                None => after_prev,
+            }
+        });
+        // When the page closes: all sent and nothing pending, or the linger runs out.
+        let all_sent = next_msg >= session.messages.len() && config_at.is_some();
+        let close_at = if all_sent {
+            if widget.quiescent() {
+                Some(now)
+            } else {
+                Some(last_send.unwrap_or(now) + LINGER_MS)
+            }
+        } else {
+            None
+        };
+        let wake = [
+            widget.next_deadline(),
+            send_at.map(|s| s.max(now)),
+            close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if close_at.is_some_and(|c| c <= now) {
+            break;
+        }
+        let sleep_until = wake.map(|w| log_start(&log) + Duration::from_millis(w));
+        tokio::select! {
+            biased;
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                let now = now_ms(&log);
+                let fx = widget.step(now, input);
+                run.perform(fx);
+            }
+            () = sleep_opt(sleep_until) => {
+                let now = now_ms(&log);
+                if widget.next_deadline().is_some_and(|d| d <= now) {
+                    let fx = widget.step(now, Input::Timer);
+                    run.perform(fx);
+                }
+                if send_at.is_some_and(|s| s <= now) {
+                    let m = &session.messages[next_msg];
+                    line(&log, &format!("{sid}/{}", m.id), &format!("user sends {}", crate::widget::quote(&m.text)));
+                    let fx = widget.step(now, Input::Send { message_id: m.id.clone(), text: m.text.clone() });
+                    next_msg += 1;
+                    last_send = Some(now);
+                    idle_since = None;
+                    run.perform(fx);
+                }
+            }
+        }
+    }
+    let now = now_ms(&log);
+    let fx = widget.step(now, Input::Unmount);
+    run.perform(fx);
+    let leaks = widget.leaks();
+    line(&log, &sid, "page closes");
+    for (_, h) in std::mem::take(&mut run.conns) {
+        h.abort();
+    }
+    for (_, h) in std::mem::take(&mut run.posts) {
+        h.abort();
+    }
+    SessionResult {
+        id: session.id.clone(),
+        tenant: session.tenant.clone(),
+        event_source: session.event_source,
+        config_loaded: config_at.is_some(),
+        messages: widget.records(),
+        metrics: widget.metrics(),
+        leaks,
+        closed_at_ms: now,
+    }
+}
+
+fn log_start(log: &SharedLog) -> Instant {
+    lock(log).start
+}
+
+async fn sleep_opt(until: Option<Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl SessionRun {
+    fn who(&self, message: Option<&str>) -> String {
+        match message {
+            Some(m) => format!("{}/{m}", self.session.id),
+            None => self.session.id.clone(),
+        }
+    }
+
+    fn perform(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::LoadConfig => self.load_config(),
+                Effect::OpenStream {
+                    conn,
+                    message_id,
+                    params,
+                    last_event_id,
+                    ..
+                } => self.open_stream(conn, message_id, params, last_event_id),
+                Effect::AbortStream { conn } => {
+                    if let Some(h) = self.conns.remove(&conn) {
+                        h.abort();
+                    }
+                }
+                Effect::Post {
+                    req,
+                    body,
+                    fallback,
+                    ..
+                } => self.post(req, body, fallback),
+                Effect::AbortPost { req } => {
+                    if let Some(h) = self.posts.remove(&req) {
+                        line(&self.log, &self.who(None), &format!("POST #{req} aborted"));
+                        h.abort();
+                    }
+                }
+                Effect::Note { message_id, text } => {
+                    line(&self.log, &self.who(message_id.as_deref()), &text);
+                }
+            }
+        }
+    }
+
+    fn load_config(&mut self) {
+        let master = self.world.master.clone();
+        let tx = self.tx.clone();
+        let log = self.log.clone();
+        let who = self.who(None);
+        let uri = format!(
+            "/Master_Function?action=get_config&t={}",
+            percent_encode(&self.session.tenant)
+        );
+        line(&log, &who, "GET config");
+        tokio::spawn(async move {
+            let result = match call(&master, http::Request::get(uri).body(Body::empty())).await {
+                Ok((200, _, body)) => {
+                    serde_json::from_slice(&body).map_err(|e| format!("malformed config: {e}"))
+                }
+                Ok((status, _, body)) => Err(format!(
+                    "status {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(c) => {
+                    let c: &picasso_core::wire::TenantConfig = c;
+                    line(
+                        &log,
+                        &who,
+                        &format!(
+                            "config: streaming_enabled={} streaming_percentage={} streaming={}",
+                            c.features.streaming_enabled,
+                            c.features.streaming_percentage,
+                            c.endpoints.streaming.as_deref().unwrap_or("(absent)")
+                        ),
+                    );
+                }
+                Err(e) => line(&log, &who, &format!("config failed: {e}")),
+            }
+            let _ = tx.send(Input::ConfigLoaded(result));
+        });
+    }
+
+    fn open_stream(
+        &mut self,
+        conn: ConnId,
+        message: String,
+        params: Vec<(String, String)>,
+        last_event_id: Option<String>,
+    ) {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
+        let uri = format!("/?{}", query.join("&"));
+        let mut builder = http::Request::get(uri)
+            .header("accept", "text/event-stream")
+            .header("cache-control", "no-cache");
+        if let Some(origin) = &self.origin {
+            builder = builder.header("origin", origin.as_str());
+        }
+        if let Some(id) = &last_event_id {
+            builder = builder.header("last-event-id", id.as_str());
+        }
+        let who = self.who(Some(&message));
+        let log = self.log.clone();
+        line(
+            &log,
+            &who,
+            &format!(
+                "GET stream #{conn}{}",
+                last_event_id
+                    .as_deref()
+                    .map(|i| format!(" Last-Event-ID: {i}"))
+                    .unwrap_or_default()
+            ),
+        );
+        let index = {
+            let mut l = lock(&log);
+            let at_ms = l.start.elapsed().as_millis() as u64;
+            l.streams.push(StreamRequest {
+                session: self.session.id.clone(),
+                tenant: self.session.tenant.clone(),
+                message,
+                at_ms,
+                status: None,
+                last_event_id,
+                ended_ms: None,
+            });
+            l.streams.len() - 1
+        };
+        let gateway = self.world.gateway.clone();
+        let tx = self.tx.clone();
+        let guard = EndGuard {
+            log: log.clone(),
+            index,
+        };
+        let handle = tokio::spawn(async move {
+            let _guard = guard;
+            stream_task(
+                gateway,
+                builder.body(Body::empty()),
+                conn,
+                tx,
+                log,
+                who,
+                index,
+            )
+            .await;
+        });
+        self.conns.insert(conn, handle.abort_handle());
+    }
+
+    fn post(&mut self, req: ReqId, body: ChatRequest, fallback: bool) {
+        let who = self.who(Some(&body.message_id));
+        let log = self.log.clone();
+        line(
+            &log,
+            &who,
+            &format!(
+                "POST chat #{req}{}",
+                if fallback { " (fallback)" } else { "" }
+            ),
+        );
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let request = http::Request::post("/Master_Function?action=chat")
+            .header("content-type", "application/json")
+            .body(Body::from(json));
+        let master = self.world.master.clone();
+        let tx = self.tx.clone();
+        let handle = tokio::spawn(async move {
+            let input = match call(&master, request).await {
+                Ok((status, headers, body)) => {
+                    line(
+                        &log,
+                        &who,
+                        &format!(
+                            "POST #{req} → {status} {}",
+                            crate::widget::quote(&String::from_utf8_lossy(&body))
+                        ),
+                    );
+                    Input::PostResponse {
+                        req,
+                        status,
+                        body,
+                        retry_after_ms: retry_after_ms(&headers),
+                    }
+                }
+                Err(e) => {
+                    line(&log, &who, &format!("POST #{req} failed: {e}"));
+                    Input::PostNetworkError { req }
+                }
+            };
+            let _ = tx.send(input);
+        });
+        self.posts.insert(req, handle.abort_handle());
+    }
+}
+
+/// Marks a stream request ended when its task finishes or is aborted.
+struct EndGuard {
+    log: SharedLog,
+    index: usize,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let mut l = lock(&self.log);
+        let now = l.start.elapsed().as_millis() as u64;
+        if let Some(s) = l.streams.get_mut(self.index)
+            && s.ended_ms.is_none()
+        {
+            s.ended_ms = Some(now);
+        }
+    }
+}
+
+fn retry_after_ms(headers: &http::HeaderMap) -> Option<u64> {
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+}
+
+/// One request to a router, the whole body read: status, headers, body.
+async fn call(
+    router: &Router,
+    request: Result<http::Request<Body>, http::Error>,
+) -> Result<(u16, http::HeaderMap, Vec<u8>), String> {
+    let request = request.map_err(|e| e.to_string())?;
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response
+        .extensions()
+        .get::<gateway::ConnectionRefused>()
+        .is_some()
+    {
+        return Err("connection refused".into());
+    }
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("connection dropped: {e}"))?
+        .to_bytes();
+    Ok((status, headers, body.to_vec()))
+}
+
+async fn stream_task(
+    gateway: Router,
+    request: Result<http::Request<Body>, http::Error>,
+    conn: ConnId,
+    tx: mpsc::UnboundedSender<Input>,
+    log: SharedLog,
+    who: String,
+    index: usize,
+) {
+    let response = match request {
+        Ok(r) => gateway.oneshot(r).await,
+        Err(_) => {
+            let _ = tx.send(Input::StreamNetworkError { conn });
+            return;
+        }
+    };
+    let Ok(response) = response;
+    if response
+        .extensions()
+        .get::<gateway::ConnectionRefused>()
+        .is_some()
+    {
+        line(&log, &who, &format!("stream #{conn}: connection refused"));
+        let _ = tx.send(Input::StreamNetworkError { conn });
+        return;
+    }
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(s) = lock(&log).streams.get_mut(index) {
+        s.status = Some(status);
+    }
+    let mut body = response.into_body();
+    if status != 200 {
+        let text = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        line(
+            &log,
+            &who,
+            &format!(
+                "stream #{conn} → {status} {}",
+                crate::widget::quote(&String::from_utf8_lossy(&text))
+            ),
+        );
+        let _ = tx.send(Input::StreamResponse {
+            conn,
+            status,
+            content_type,
+        });
+        return;
+    }
+    line(
+        &log,
+        &who,
+        &format!(
+            "stream #{conn} → 200 {}",
+            content_type.as_deref().unwrap_or("(no content type)")
+        ),
+    );
+    let _ = tx.send(Input::StreamResponse {
+        conn,
+        status,
+        content_type,
+    });
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    line(&log, &who, &format!("frame {}", compact_frame(&data)));
+                    let _ = tx.send(Input::StreamBody {
+                        conn,
+                        bytes: data.to_vec(),
+                    });
+                }
+            }
+            Some(Err(e)) => {
+                line(&log, &who, &format!("stream #{conn} reset: {e}"));
+                let _ = tx.send(Input::StreamEnd { conn, clean: false });
+                return;
+            }
+            None => {
+                line(&log, &who, &format!("stream #{conn} ends"));
+                let _ = tx.send(Input::StreamEnd { conn, clean: true });
+                return;
+            }
+        }
+    }
+}
+
+/// An SSE chunk on one line: `id: m1:0 | data: {…}`.
+fn compact_frame(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.trim_end_matches(['\n', '\r'])
+        .split('\n')
+        .collect::<Vec<_>>()
+        .join(" | ")
+}

@@ -1,0 +1,470 @@
+//! The invariants of `widget-and-determinism.md` §B.7, checked over a finished run.
+//!
+//! Each [`Property`] reads only the [`Outcome`] (the widgets' records, the network's
+//! view of streaming GETs, mock Bedrock's journal) and the scenario, so the checks are
+//! independent of the code they check.
+
+use crate::simulator::Outcome;
+use crate::widget::{Mode, Terminal, decide};
+use picasso_core::scenario::{Answer, Scenario};
+use std::fmt;
+
+/// A checked property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Property {
+    /// #1: each message ends in exactly one outcome, within the liveness bound.
+    OneOutcome,
+    /// #2: the text shown is the scripted answer, never doubled, mixed or foreign; while
+    /// streaming, only prefixes of it.
+    ExactText,
+    /// #3: no fallback POST for a message whose `end` arrived.
+    NoFallbackAfterEnd,
+    /// #4: at most one streaming GET per message, except resumes carrying `Last-Event-ID`.
+    NoHiddenReconnects,
+    /// #5: Bedrock calls per message: ≤ 1 if the stream completed, ≤ 2 overall.
+    BedrockBudget,
+    /// #6: p = 0, streaming disabled or no EventSource ⇒ no GET; p = 100 ⇒ every message streams.
+    RolloutGate,
+    /// A tenant without streaming never reaches the gateway.
+    NonStreamingTenantOffGateway,
+    /// #7: a session's mode never flips and is the sticky function of (tenant, session, p).
+    StickyMode,
+    /// #12: every message shows an answer or a visible error: no silent drop.
+    NoSilentDrop,
+    /// #13: started = completed + failed + cancelled; fallbacks counted once each.
+    MetricArithmetic,
+    /// #11: a fault-free run logs no error, falls back never, one GET and one Bedrock call per message.
+    CleanPath,
+    /// #10: nothing open after the page closes.
+    NoLeaks,
+    /// The gateway's limits: ≤ N streams per session per window, none longer than the cap.
+    LimitsHold,
+}
+
+impl Property {
+    /// Every property.
+    pub const ALL: [Property; 13] = [
+        Property::OneOutcome,
+        Property::ExactText,
+        Property::NoFallbackAfterEnd,
+        Property::NoHiddenReconnects,
+        Property::BedrockBudget,
+        Property::RolloutGate,
+        Property::NonStreamingTenantOffGateway,
+        Property::StickyMode,
+        Property::NoSilentDrop,
+        Property::MetricArithmetic,
+        Property::CleanPath,
+        Property::NoLeaks,
+        Property::LimitsHold,
+    ];
+
+    /// A kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::OneOutcome => "one-outcome",
+            Property::ExactText => "exact-text",
+            Property::NoFallbackAfterEnd => "no-fallback-after-end",
+            Property::NoHiddenReconnects => "no-hidden-reconnects",
+            Property::BedrockBudget => "bedrock-budget",
+            Property::RolloutGate => "rollout-gate",
+            Property::NonStreamingTenantOffGateway => "non-streaming-tenant-off-gateway",
+            Property::StickyMode => "sticky-mode",
+            Property::NoSilentDrop => "no-silent-drop",
+            Property::MetricArithmetic => "metric-arithmetic",
+            Property::CleanPath => "clean-path",
+            Property::NoLeaks => "no-leaks",
+            Property::LimitsHold => "limits-hold",
+        }
+    }
+}
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which.
+    pub property: Property,
+    /// Where: `session` or `session/message`.
+    pub place: String,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "VIOLATED {} at {}: {}",
+            self.property.name(),
+            self.place,
+            self.detail
+        )
+    }
+}
+
+/// The text the scripted Bedrock gives for a message of a tenant.
+pub fn expected_answer(scenario: &Scenario, tenant: &str, prompt: &str) -> String {
+    let model = scenario
+        .tenant(tenant)
+        .map(|t| t.streaming_model.clone())
+        .unwrap_or_else(|| picasso_core::scenario::DEFAULT_MODEL.to_owned());
+    scenario
+        .answer_for(&model, prompt)
+        .map(Answer::full_text)
+        .unwrap_or_else(|| Answer::unscripted().full_text())
+}
+
+/// Checks every property.
+pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
+    let mut v = Checker {
+        scenario,
+        outcome,
+        out: Vec::new(),
+    };
+    v.per_message();
+    v.per_session();
+    v.network();
+    v.out
+}
+
+struct Checker<'a> {
+    scenario: &'a Scenario,
+    outcome: &'a Outcome,
+    out: Vec<Violation>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, property: Property, place: String, detail: String) {
+        self.out.push(Violation {
+            property,
+            place,
+            detail,
+        });
+    }
+
+    fn liveness_bound(&self, retry_wait_ms: u64) -> u64 {
+        let w = self.scenario.widget;
+        let resume = if w.resume {
+            w.reconnect_ms + w.connect_timeout_ms
+        } else {
+            0
+        };
+        w.connect_timeout_ms + w.total_timeout_ms + 2 * w.post_timeout_ms + retry_wait_ms + resume
+    }
+
+    fn clean_scenario(&self) -> bool {
+        let limits = self.scenario.limits;
+        self.scenario.faults.is_empty()
+            && self.scenario.sessions.iter().all(|s| {
+                self.scenario.tenant(&s.tenant).is_some()
+                    && s.messages.len() as u32 <= limits.rate_limit
+                    && s.messages.iter().all(|m| {
+                        !m.text.trim().is_empty()
+                            && m.text.chars().count() as u32 <= limits.max_input_chars
+                            && !m.text.chars().any(picasso_core::wire::is_forbidden_char)
+                    })
+            })
+    }
+
+    fn per_message(&mut self) {
+        let clean = self.clean_scenario();
+        let outcome = self.outcome;
+        for s in &outcome.sessions {
+            for m in &s.messages {
+                let place = format!("{}/{}", s.id, m.id);
+                let expected = expected_answer(self.scenario, &s.tenant, &m.text);
+                let calls = outcome.bedrock_calls(&s.id, &m.id);
+                // One outcome, in time.
+                match (&m.terminal, m.finished_at) {
+                    (None, _) => self.fail(
+                        Property::OneOutcome,
+                        place.clone(),
+                        "no outcome: neither an answer nor an error".into(),
+                    ),
+                    (Some(_), Some(end)) => {
+                        let took = end - m.sent_at;
+                        let bound = self.liveness_bound(m.retry_wait_ms);
+                        if took > bound {
+                            self.fail(
+                                Property::OneOutcome,
+                                place.clone(),
+                                format!("ended after {took} ms, bound {bound} ms"),
+                            );
+                        }
+                    }
+                    (Some(_), None) => {}
+                }
+                if m.terminal_count > 1 {
+                    self.fail(
+                        Property::OneOutcome,
+                        place.clone(),
+                        format!("{} outcomes", m.terminal_count),
+                    );
+                }
+                // Exact text.
+                for live in &m.live_texts {
+                    if !expected.starts_with(live.as_str()) {
+                        self.fail(
+                            Property::ExactText,
+                            place.clone(),
+                            format!(
+                                "showed {} while streaming; the answer is {}",
+                                q(live),
+                                q(&expected)
+                            ),
+                        );
+                        break;
+                    }
+                }
+                match &m.terminal {
+                    Some(Terminal::Complete(_)) if m.final_text != expected => {
+                        self.fail(
+                            Property::ExactText,
+                            place.clone(),
+                            format!("shows {}; the answer is {}", q(&m.final_text), q(&expected)),
+                        );
+                    }
+                    Some(Terminal::Failed { .. }) if !m.final_text.is_empty() => {
+                        self.fail(
+                            Property::ExactText,
+                            place.clone(),
+                            format!("failed but shows {}", q(&m.final_text)),
+                        );
+                    }
+                    _ => {}
+                }
+                if m.end_seen && m.posts > 0 {
+                    self.fail(
+                        Property::NoFallbackAfterEnd,
+                        place.clone(),
+                        format!("`end` arrived, then {} POST(s)", m.posts),
+                    );
+                }
+                let plain_gets = m.gets - m.gets_with_last_event_id;
+                let resumes_allowed = if self.scenario.widget.resume { 1 } else { 0 };
+                if plain_gets > 1 || m.gets_with_last_event_id > resumes_allowed {
+                    self.fail(
+                        Property::NoHiddenReconnects,
+                        place.clone(),
+                        format!(
+                            "{} streaming GETs ({} with Last-Event-ID)",
+                            m.gets, m.gets_with_last_event_id
+                        ),
+                    );
+                }
+                let stream_done =
+                    m.terminal == Some(Terminal::Complete(crate::widget::Source::Stream));
+                if calls > 2 || (stream_done && calls > 1) {
+                    self.fail(
+                        Property::BedrockBudget,
+                        place.clone(),
+                        format!(
+                            "{calls} Bedrock calls{}",
+                            if stream_done {
+                                " for a completed stream"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                }
+                let visible = match &m.terminal {
+                    Some(Terminal::Complete(_)) => !m.final_text.is_empty() || expected.is_empty(),
+                    Some(Terminal::Failed { code }) => !code.is_empty() && m.error_shown.is_some(),
+                    Some(Terminal::Cancelled) => true,
+                    None => false,
+                };
+                if !visible {
+                    self.fail(
+                        Property::NoSilentDrop,
+                        place.clone(),
+                        format!("the user sees {} and no error", q(&m.final_text)),
+                    );
+                }
+                if clean {
+                    let problem = if m.errors_logged > 0 {
+                        Some(format!("{} error(s) logged", m.errors_logged))
+                    } else if m.fallback_posts > 0 {
+                        Some("fell back".to_owned())
+                    } else if m.mode == Mode::Stream && (m.gets != 1 || m.posts != 0) {
+                        Some(format!("{} GETs and {} POSTs", m.gets, m.posts))
+                    } else if calls != 1 {
+                        Some(format!("{calls} Bedrock calls"))
+                    } else {
+                        None
+                    };
+                    if let Some(p) = problem {
+                        self.fail(
+                            Property::CleanPath,
+                            place.clone(),
+                            format!("fault-free run: {p}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn per_session(&mut self) {
+        let outcome = self.outcome;
+        for s in &outcome.sessions {
+            let tenant = self.scenario.tenant(&s.tenant);
+            let gets: u32 = s.messages.iter().map(|m| m.gets).sum();
+            if let Some(t) = tenant {
+                let p = t.streaming_percentage;
+                let closed = !t.streaming_enabled || decide::admitted(p) == 0 || !s.event_source;
+                if closed && gets > 0 {
+                    self.fail(Property::RolloutGate, s.id.clone(), format!("{gets} streaming GET(s) with streaming_enabled={} p={p} EventSource={}", t.streaming_enabled, s.event_source));
+                }
+                let open = t.streaming_enabled
+                    && decide::admitted(p) == decide::BUCKETS
+                    && s.event_source
+                    && s.config_loaded;
+                if open && let Some(m) = s.messages.iter().find(|m| m.mode != Mode::Stream) {
+                    self.fail(
+                        Property::RolloutGate,
+                        format!("{}/{}", s.id, m.id),
+                        "p = 100 but the message did not stream".into(),
+                    );
+                }
+                if s.config_loaded {
+                    let want = if t.streaming_enabled
+                        && s.event_source
+                        && decide::sticky(&t.hash, &s.id, p)
+                    {
+                        Mode::Stream
+                    } else {
+                        Mode::Regular
+                    };
+                    if let Some(m) = s.messages.iter().find(|m| m.mode != want) {
+                        self.fail(
+                            Property::StickyMode,
+                            format!("{}/{}", s.id, m.id),
+                            format!("mode {:?}, the session's sticky mode is {want:?}", m.mode),
+                        );
+                    }
+                }
+            }
+            let m = &s.metrics;
+            if m.streaming_started
+                != m.streaming_completed + m.streaming_failed + m.streaming_cancelled
+            {
+                self.fail(
+                    Property::MetricArithmetic,
+                    s.id.clone(),
+                    format!(
+                        "started {} ≠ completed {} + failed {} + cancelled {}",
+                        m.streaming_started,
+                        m.streaming_completed,
+                        m.streaming_failed,
+                        m.streaming_cancelled
+                    ),
+                );
+            }
+            let fell_back = s.messages.iter().filter(|r| r.fallback_posts > 0).count() as u32;
+            if m.fallback_triggered != fell_back {
+                self.fail(
+                    Property::MetricArithmetic,
+                    s.id.clone(),
+                    format!(
+                        "fallback_triggered {} ≠ {fell_back} messages that fell back",
+                        m.fallback_triggered
+                    ),
+                );
+            }
+            let streamed = s.messages.iter().filter(|r| r.mode == Mode::Stream).count() as u32;
+            if m.streaming_started != streamed {
+                self.fail(
+                    Property::MetricArithmetic,
+                    s.id.clone(),
+                    format!(
+                        "streaming_started {} ≠ {streamed} streamed messages",
+                        m.streaming_started
+                    ),
+                );
+            }
+            let l = s.leaks;
+            if l.open_event_sources + l.posts_in_flight + l.timers > 0 {
+                self.fail(Property::NoLeaks, s.id.clone(), format!(
+                    "after the page closed: {} EventSource(s) open, {} POST(s) in flight, {} timer(s)",
+                    l.open_event_sources, l.posts_in_flight, l.timers
+                ));
+            }
+        }
+    }
+
+    fn network(&mut self) {
+        let outcome = self.outcome;
+        let limits = self.scenario.limits;
+        for r in &outcome.streams {
+            if self
+                .scenario
+                .tenant(&r.tenant)
+                .is_some_and(|t| !t.streaming_enabled)
+            {
+                self.fail(
+                    Property::NonStreamingTenantOffGateway,
+                    format!("{}/{}", r.session, r.message),
+                    format!("GET reached the gateway at t={} ms", r.at_ms),
+                );
+            }
+        }
+        for s in &outcome.sessions {
+            let served: Vec<&crate::driver::StreamRequest> = outcome
+                .streams
+                .iter()
+                .filter(|r| r.session == s.id && r.status == Some(200))
+                .collect();
+            for (i, first) in served.iter().enumerate() {
+                let within = served[i..]
+                    .iter()
+                    .take_while(|r| r.at_ms < first.at_ms + limits.rate_window_ms)
+                    .count() as u32;
+                if within > limits.rate_limit {
+                    self.fail(
+                        Property::LimitsHold,
+                        s.id.clone(),
+                        format!(
+                            "{within} streams served within {} ms of t={}",
+                            limits.rate_window_ms, first.at_ms
+                        ),
+                    );
+                    break;
+                }
+            }
+            // The gateway caps a stream at max_stream_ms from its start; allow the
+            // pre-stream part (config fetch, Bedrock's first byte) on top.
+            let slack = 1_000;
+            for r in &served {
+                if let Some(end) = r.ended_ms
+                    && end - r.at_ms
+                        > limits.max_stream_ms + slack + first_token_allowance(self.scenario)
+                {
+                    self.fail(
+                        Property::LimitsHold,
+                        format!("{}/{}", r.session, r.message),
+                        format!(
+                            "stream open for {} ms, cap {} ms",
+                            end - r.at_ms,
+                            limits.max_stream_ms
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Time before a stream's headers that the cap does not count (latency faults at the edge).
+fn first_token_allowance(scenario: &Scenario) -> u64 {
+    scenario
+        .faults
+        .iter()
+        .filter(|f| matches!(f.kind, picasso_core::scenario::FaultKind::Latency))
+        .filter_map(|f| f.delay_ms)
+        .sum()
+}
+
+fn q(s: &str) -> String {
+    crate::widget::quote(s)
+}
