@@ -152,9 +152,36 @@ impl Checker<'_> {
         w.connect_timeout_ms + w.total_timeout_ms + 2 * w.post_timeout_ms + retry_wait_ms + resume
     }
 
+    /// Whether a run should be spotless: no faults, nothing over a limit or a timer.
     fn clean_scenario(&self) -> bool {
         let limits = self.scenario.limits;
+        let w = self.scenario.widget;
+        let fits = |tenant: &str, prompt: &str| {
+            let model = self
+                .scenario
+                .tenant(tenant)
+                .map(|t| t.streaming_model.clone())
+                .unwrap_or_default();
+            let tokens = self
+                .scenario
+                .answer_for(&model, prompt)
+                .map(Answer::resolved_tokens)
+                .unwrap_or_default();
+            let total: u64 = tokens.iter().map(|t| t.delay_ms).sum();
+            let longest_gap = tokens.iter().map(|t| t.delay_ms).max().unwrap_or(0);
+            total
+                < limits
+                    .max_stream_ms
+                    .min(w.total_timeout_ms)
+                    .min(w.post_timeout_ms)
+                && longest_gap < w.idle_timeout_ms.min(w.connect_timeout_ms)
+        };
         self.scenario.faults.is_empty()
+            && self
+                .scenario
+                .sessions
+                .iter()
+                .all(|s| s.messages.iter().all(|m| fits(&s.tenant, &m.text)))
             && self.scenario.sessions.iter().all(|s| {
                 self.scenario.tenant(&s.tenant).is_some()
                     && s.messages.len() as u32 <= limits.rate_limit
@@ -254,7 +281,9 @@ impl Checker<'_> {
                 }
                 let stream_done =
                     m.terminal == Some(Terminal::Complete(crate::widget::Source::Stream));
-                if calls > 2 || (stream_done && calls > 1) {
+                // One generation for the stream, one per POST (the fallback and its one retry).
+                let budget = 1 + m.posts.min(2) as usize;
+                if calls > budget || m.posts > 2 || (stream_done && calls > 1) {
                     self.fail(
                         Property::BedrockBudget,
                         place.clone(),

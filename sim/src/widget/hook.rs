@@ -280,6 +280,12 @@ impl Hook {
                 return;
             }
         };
+        if value.get("type").and_then(|t| t.as_str()) == Some("end")
+            && let Some(r) = self.record(msg)
+        {
+            // The frame reached the widget; the hook just has no branch for it (bug 1).
+            r.end_seen = true;
+        }
         if let Some(content) = value
             .get("content")
             .and_then(|c| c.as_str())

@@ -1,0 +1,72 @@
+//! Every scenario in `scenarios/` (and the embedded default): run twice under each
+//! policy with byte-identical transcripts, the corrected policy breaks no invariant,
+//! and each transcript is pinned as an insta snapshot under `snapshots/`.
+
+use picasso_core::Scenario;
+use picasso_sim::{Policy, run_scenario};
+use std::path::{Path, PathBuf};
+
+fn scenarios() -> Vec<(String, Scenario)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let mut out = vec![("default".to_owned(), Scenario::default_scenario())];
+    for f in files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scenario = picasso_core::load_file(&f).unwrap_or_else(|e| panic!("{e}"));
+        out.push((name, scenario));
+    }
+    out
+}
+
+/// Same scenario, same seed, same policy: the same transcript, byte for byte.
+#[test]
+fn every_scenario_is_deterministic_under_every_policy() {
+    let mut failures = Vec::new();
+    for (name, scenario) in scenarios() {
+        for policy in Policy::ALL {
+            if let Err(e) = picasso_sim::check_determinism(&scenario, policy) {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The corrected widget keeps every §B.7 invariant in every shipped scenario.
+#[test]
+fn corrected_policy_holds_every_invariant_in_every_scenario() {
+    let mut failures = Vec::new();
+    for (name, scenario) in scenarios() {
+        let outcome = run_scenario(&scenario, Policy::Corrected).expect("run");
+        for v in &outcome.violations {
+            failures.push(format!("{name}: {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Transcripts as snapshots, so a change of behaviour shows up as a diff in review.
+#[test]
+fn transcripts_match_their_snapshots() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        for (name, scenario) in scenarios() {
+            for policy in Policy::ALL {
+                let outcome = run_scenario(&scenario, policy).expect("run");
+                insta::assert_snapshot!(
+                    format!("transcript__{name}__{}", policy.name()),
+                    outcome.transcript
+                );
+            }
+        }
+    });
+}
