@@ -1,0 +1,283 @@
+//! Property tests: generated tenants, rollout percentages, answers, fault schedules and
+//! sessions, run through the whole in-process stack under each policy.
+//!
+//! - For `corrected`, every §B.7 invariant holds on every generated scenario.
+//! - For `as-written` and `naive-fix`, the same properties find counterexamples.
+//! - A table names, for each of the design's defects (`widget-and-determinism.md` §B.6),
+//!   the scenario that exposes it and the property that catches it.
+//!
+//! A failure shrinks to a minimal scenario, prints it as a scenario file with its seed,
+//! and writes it to `target/sim-failures/<name>.toml` so `picasso-sim run` replays it.
+//! Cases: `PICASSO_PROPTEST_CASES` (default 24) for a longer campaign.
+
+use fake::Fake;
+use fake::faker::lorem::en::Words;
+use picasso_core::Scenario;
+use picasso_core::scenario::{
+    Answer, Caller, Fault, FaultKind, FaultTarget, Limits, Message, Pacing, Session, StopReason,
+    Tenant, WidgetSettings,
+};
+use picasso_sim::{Policy, Property, run_scenario};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use rand::SeedableRng;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+const TENANTS: [&str; 2] = ["fo85e6a06dcdf4", "au47d9f8e2c31b"];
+const ORIGIN: &str = "https://widget.example";
+
+fn cases() -> u32 {
+    std::env::var("PICASSO_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+/// Words from `fake`, seeded by a number proptest drew (never `thread_rng`).
+fn words(seed: u64, min: usize, max: usize) -> String {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let w: Vec<String> = Words(min..max + 1).fake_with_rng(&mut rng);
+    w.join(" ")
+}
+
+fn tenant_strategy(hash: &'static str) -> impl Strategy<Value = Tenant> {
+    (
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        prop_oneof![Just(0.0), Just(1.0), Just(50.0), Just(99.0), Just(100.0), 0.0f64..=100.0],
+    )
+        .prop_map(move |(enabled, p)| Tenant {
+            hash: hash.into(),
+            name: String::new(),
+            streaming_enabled: enabled,
+            streaming_percentage: p,
+            streaming_model: picasso_core::scenario::DEFAULT_MODEL.into(),
+            allowed_origins: vec![ORIGIN.into()],
+        })
+}
+
+fn answer_strategy() -> impl Strategy<Value = Answer> {
+    (any::<u64>(), 0u64..2_000, 0u64..200).prop_map(|(seed, first, gap)| Answer {
+        id: "generated".into(),
+        model: None,
+        prompt: None,
+        pattern: None,
+        tokens: Vec::new(),
+        text: Some(words(seed, 2, 8)),
+        pacing: Some(Pacing {
+            first_token_ms: first,
+            gap_ms: gap,
+        }),
+        usage: None,
+        stop_reason: StopReason::EndTurn,
+    })
+}
+
+/// A fault a scenario author could write: a kind allowed at its place, with its knobs.
+fn fault_strategy() -> impl Strategy<Value = Fault> {
+    let placed = prop_oneof![
+        Just((FaultTarget::Bedrock, FaultKind::Throttling)),
+        Just((FaultTarget::Bedrock, FaultKind::Internal)),
+        Just((FaultTarget::Bedrock, FaultKind::AccessDenied)),
+        Just((FaultTarget::Bedrock, FaultKind::SlowFirstToken)),
+        Just((FaultTarget::Bedrock, FaultKind::Stall)),
+        Just((FaultTarget::Bedrock, FaultKind::Exception)),
+        Just((FaultTarget::Bedrock, FaultKind::Drop)),
+        Just((FaultTarget::Bedrock, FaultKind::CorruptFrame)),
+        Just((FaultTarget::Gateway, FaultKind::Latency)),
+        Just((FaultTarget::Gateway, FaultKind::Status)),
+        Just((FaultTarget::Gateway, FaultKind::Drop)),
+        Just((FaultTarget::Gateway, FaultKind::Stall)),
+        Just((FaultTarget::Gateway, FaultKind::MalformedFrame)),
+        Just((FaultTarget::Gateway, FaultKind::WrongContentType)),
+        Just((FaultTarget::Network, FaultKind::Refuse)),
+        Just((FaultTarget::Network, FaultKind::Drop)),
+        Just((FaultTarget::Network, FaultKind::Stall)),
+        Just((FaultTarget::MasterChat, FaultKind::Status)),
+        Just((FaultTarget::MasterChat, FaultKind::Drop)),
+        Just((FaultTarget::MasterConfig, FaultKind::Status)),
+    ];
+    (
+        placed,
+        0u32..6,
+        prop_oneof![Just(500u64), Just(5_000), Just(20_000)],
+        prop_oneof![Just(400u16), Just(403), Just(429), Just(500), Just(503)],
+        prop_oneof![Just(None), Just(Some(1u32))],
+        proptest::option::of(prop_oneof![Just(Caller::Gateway), Just(Caller::Master)]),
+    )
+        .prop_map(|((target, kind), after, delay, status, times, via)| {
+            let mut f = Fault::new(target, kind);
+            f.after_tokens = kind.takes_after_tokens().then_some(after);
+            f.delay_ms = (kind.needs_delay() || kind == FaultKind::Stall).then_some(delay);
+            f.status = (kind == FaultKind::Status).then_some(status);
+            f.times = times;
+            f.via = via.filter(|_| target == FaultTarget::Bedrock);
+            f
+        })
+}
+
+fn session_strategy(index: usize) -> impl Strategy<Value = Session> {
+    (
+        0usize..TENANTS.len(),
+        prop_oneof![5 => Just(true), 1 => Just(false)],
+        0u64..2_000,
+        proptest::collection::vec((any::<u64>(), 0u64..3_000), 1..4),
+    )
+        .prop_map(move |(tenant, es, start, msgs)| Session {
+            id: format!("s{index}"),
+            tenant: TENANTS[tenant].into(),
+            start_ms: start,
+            event_source: es,
+            origin: None,
+            messages: msgs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (seed, think))| Message {
+                    id: format!("s{index}-m{i}"),
+                    text: words(seed, 1, 5),
+                    think_ms: think,
+                    at_ms: None,
+                })
+                .collect(),
+        })
+}
+
+prop_compose! {
+    fn scenario_strategy()(
+        seed in 0u64..(1 << 62),
+        a in tenant_strategy(TENANTS[0]),
+        b in tenant_strategy(TENANTS[1]),
+        answer in answer_strategy(),
+        faults in proptest::collection::vec(fault_strategy(), 0..3),
+        s0 in session_strategy(0),
+        s1 in proptest::option::of(session_strategy(1)),
+        resume in any::<bool>(),
+    ) -> Scenario {
+        let mut sessions = vec![s0];
+        sessions.extend(s1);
+        Scenario {
+            name: "generated".into(),
+            description: String::new(),
+            seed,
+            tenants: vec![a, b],
+            answers: vec![answer],
+            faults,
+            sessions,
+            limits: Limits::default(),
+            widget: WidgetSettings { resume, ..WidgetSettings::default() },
+            rollout: None,
+        }
+    }
+}
+
+/// Writes the shrunk scenario where `picasso-sim run` can replay it.
+fn save_failure(name: &str, scenario: &Scenario) -> (PathBuf, String) {
+    let toml = toml::to_string(scenario).unwrap_or_else(|e| format!("# cannot render: {e}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim-failures");
+    let path = dir.join(format!("{name}.toml"));
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(&path, &toml);
+    (path, toml)
+}
+
+/// Runs the generator against `policy`; `Ok` when every case held, else the shrunk
+/// scenario and the properties it broke.
+fn search(policy: Policy, cases: u32) -> Result<(), (Scenario, BTreeSet<Property>, String)> {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 200,
+        ..Config::default()
+    });
+    let result = runner.run(&scenario_strategy(), |scenario| {
+        let outcome = run_scenario(&scenario, policy).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        if outcome.violations.is_empty() {
+            Ok(())
+        } else {
+            let text: Vec<String> = outcome.violations.iter().map(ToString::to_string).collect();
+            Err(TestCaseError::fail(text.join("\n")))
+        }
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(TestError::Fail(reason, scenario)) => {
+            let outcome = run_scenario(&scenario, policy).expect("replay");
+            let props = outcome.violations.iter().map(|v| v.property).collect();
+            Err((scenario, props, reason.to_string()))
+        }
+        Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason}"),
+    }
+}
+
+/// Every invariant holds for the corrected widget on every generated scenario.
+#[test]
+fn corrected_policy_holds_every_invariant() {
+    if let Err((scenario, _, reason)) = search(Policy::Corrected, cases()) {
+        let (path, toml) = save_failure("corrected", &scenario);
+        panic!(
+            "an invariant broke for `corrected`:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
+            scenario.seed,
+            path.display()
+        );
+    }
+}
+
+/// The same generator and properties find the document's defects in `as-written` and `naive-fix`.
+#[test]
+fn as_written_and_naive_fix_fail_the_same_properties() {
+    for policy in [Policy::AsWritten, Policy::NaiveFix] {
+        match search(policy, cases().max(32)) {
+            Ok(()) => panic!("{}: no counterexample found", policy.name()),
+            Err((scenario, props, _)) => {
+                assert!(!props.is_empty());
+                let (path, _) = save_failure(policy.name(), &scenario);
+                eprintln!(
+                    "{}: shrunk to seed {} breaking {:?} ({})",
+                    policy.name(),
+                    scenario.seed,
+                    props,
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Coverage goals ("sometimes", Antithesis style): the generators reach the paths that
+/// matter, so the invariants above are tested where they can break.
+#[test]
+fn generators_reach_interesting_paths() {
+    use picasso_sim::widget::{Source, Terminal};
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario_strategy();
+    let mut seen = BTreeSet::new();
+    for _ in 0..cases().max(40) {
+        let scenario = strategy.new_tree(&mut runner).expect("generate").current();
+        let outcome = run_scenario(&scenario, Policy::Corrected).expect("run");
+        for (_, m) in outcome.messages() {
+            match &m.terminal {
+                Some(Terminal::Complete(Source::Stream)) => seen.insert("complete from the stream"),
+                Some(Terminal::Complete(Source::Post)) if m.fallback_posts > 0 && !m.live_texts.is_empty() => {
+                    seen.insert("fell back after ≥1 token shown")
+                }
+                Some(Terminal::Complete(Source::Post)) if m.fallback_posts > 0 => seen.insert("fell back before any token"),
+                Some(Terminal::Complete(Source::Post)) => seen.insert("regular chat"),
+                Some(Terminal::Failed { .. }) => seen.insert("visible failure"),
+                _ => false,
+            };
+            if m.gets_with_last_event_id > 0 {
+                seen.insert("resumed with Last-Event-ID");
+            }
+        }
+    }
+    for goal in [
+        "complete from the stream",
+        "fell back after ≥1 token shown",
+        "fell back before any token",
+        "regular chat",
+        "visible failure",
+    ] {
+        assert!(seen.contains(goal), "never reached: {goal} (reached: {seen:?})");
+    }
+}
