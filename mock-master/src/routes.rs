@@ -1,0 +1,281 @@
+//! The routes, as `system.md` gives them:
+//! `GET /Master_Function?action=get_config&t={tenant_hash}` and
+//! `POST /Master_Function?action=chat` with `{"tenant_hash", "user_input", "session_id", "message_id"}`;
+//! plus `GET /metrics`, and CORS for the tenants' widget origins (a widget in a
+//! browser loads its config and posts its chat from the tenant's page).
+
+use crate::error::MasterError;
+use crate::faults;
+use crate::state::MasterState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bedrock_client::Call;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use picasso_core::fault::RequestFacts;
+use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
+use picasso_core::wire::{ChatRequest, ChatResponse, is_valid_tenant_hash};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
+
+/// The Master's router.
+pub fn router(state: MasterState) -> Router {
+    Router::new()
+        .route(
+            "/Master_Function",
+            get(get_action).post(post_action).options(preflight),
+        )
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<MasterState>) -> Response {
+    let mut response = state.metrics_text().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+fn action(params: &Params) -> Option<&str> {
+    params.as_ref().ok()?.get("action").map(String::as_str)
+}
+
+async fn get_action(
+    State(state): State<MasterState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    if action(&params) != Some("get_config") {
+        state.metrics().request("other");
+        return finish(
+            &state,
+            Err(MasterError::Invalid("GET takes action=get_config".into())),
+            None,
+        );
+    }
+    state.metrics().request("get_config");
+    let t = params
+        .as_ref()
+        .ok()
+        .and_then(|q| q.get("t"))
+        .cloned()
+        .unwrap_or_default();
+    let origin = allowed_origin(&state, &headers, &t);
+    let result = get_config(&state, &t).await;
+    finish(&state, result, origin.as_deref())
+}
+
+async fn get_config(state: &MasterState, t: &str) -> Result<Response, MasterError> {
+    if !is_valid_tenant_hash(t) {
+        return Err(MasterError::Invalid(
+            "`t` must be a tenant hash: 1-64 characters of a-z0-9".into(),
+        ));
+    }
+    let facts = RequestFacts {
+        tenant: Some(t),
+        ..RequestFacts::default()
+    };
+    if let Some(response) = apply_fault(
+        state,
+        state.strike(FaultTarget::MasterConfig, &facts),
+        || format!(r#"{{"tenant_hash": "{t}", "features": {{"streaming_enabled": tr"#),
+    )
+    .await?
+    {
+        return Ok(response);
+    }
+    let config = state
+        .tenant_config(t)
+        .ok_or_else(|| MasterError::UnknownTenant(t.to_owned()))?;
+    Ok(Json(config).into_response())
+}
+
+async fn post_action(
+    State(state): State<MasterState>,
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> Response {
+    if action(&params) != Some("chat") {
+        state.metrics().request("other");
+        return finish(
+            &state,
+            Err(MasterError::Invalid("POST takes action=chat".into())),
+            None,
+        );
+    }
+    state.metrics().request("chat");
+    let request: Result<ChatRequest, _> = serde_json::from_slice(&body);
+    let origin = request
+        .as_ref()
+        .ok()
+        .and_then(|r| allowed_origin(&state, &headers, &r.tenant_hash));
+    let result = match request {
+        Ok(request) => chat(&state, request).await,
+        Err(e) => Err(MasterError::Invalid(format!("the chat body: {e}"))),
+    };
+    finish(&state, result, origin.as_deref())
+}
+
+async fn chat(state: &MasterState, request: ChatRequest) -> Result<Response, MasterError> {
+    if !is_valid_tenant_hash(&request.tenant_hash) {
+        return Err(MasterError::Invalid("malformed tenant_hash".into()));
+    }
+    for (name, value) in [
+        ("user_input", &request.user_input),
+        ("session_id", &request.session_id),
+        ("message_id", &request.message_id),
+    ] {
+        if value.is_empty() {
+            return Err(MasterError::Invalid(format!("empty `{name}`")));
+        }
+    }
+    let facts = RequestFacts {
+        tenant: Some(&request.tenant_hash),
+        session: Some(&request.session_id),
+        message: Some(&request.message_id),
+        ..RequestFacts::default()
+    };
+    let fault = state.strike(FaultTarget::MasterChat, &facts);
+    if let Some(response) = apply_fault(state, fault, || {
+        format!(
+            r#"{{"message_id": "{}", "session_id": "{}", "content": "Thanks for"#,
+            request.message_id, request.session_id
+        )
+    })
+    .await?
+    {
+        return Ok(response);
+    }
+    let scenario = state.scenario();
+    let tenant = scenario
+        .tenant(&request.tenant_hash)
+        .ok_or_else(|| MasterError::UnknownTenant(request.tenant_hash.clone()))?;
+    let started = tokio::time::Instant::now();
+    let content = bedrock_client::complete(
+        &state.options().bedrock,
+        Call {
+            model: &tenant.streaming_model,
+            prompt: &request.user_input,
+            tenant: &request.tenant_hash,
+            session: &request.session_id,
+            message: &request.message_id,
+            caller: Caller::Master,
+        },
+    )
+    .await?;
+    state
+        .metrics()
+        .chat_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Json(ChatResponse {
+        message_id: request.message_id,
+        session_id: request.session_id,
+        content,
+        kind: "text".into(),
+    })
+    .into_response())
+}
+
+/// Applies a struck fault: `Ok(None)` lets the request go on (after any latency),
+/// `Ok(Some(_))` is the faulty answer, `Err(_)` an injected error status.
+async fn apply_fault(
+    state: &MasterState,
+    fault: Option<Fault>,
+    partial_body: impl FnOnce() -> String,
+) -> Result<Option<Response>, MasterError> {
+    let Some(fault) = fault else { return Ok(None) };
+    match fault.kind {
+        FaultKind::Latency => {
+            tokio::time::sleep(Duration::from_millis(fault.delay_ms.unwrap_or(0))).await;
+            Ok(None)
+        }
+        FaultKind::Status => Err(MasterError::Injected(fault.status.unwrap_or(500))),
+        FaultKind::Drop => {
+            state.metrics().error("DROPPED");
+            Ok(Some(faults::dropped()))
+        }
+        FaultKind::MalformedBody => {
+            state.metrics().error("MALFORMED_BODY");
+            Ok(Some(faults::malformed(&partial_body())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Turns a result into the answer, counting errors, with CORS for an allowed origin.
+fn finish(
+    state: &MasterState,
+    result: Result<Response, MasterError>,
+    origin: Option<&str>,
+) -> Response {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            state.metrics().error(e.status_and_code().1);
+            e.into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    response
+}
+
+/// The request's `Origin` when it is one of the tenant's widget origins.
+fn allowed_origin(state: &MasterState, headers: &HeaderMap, tenant: &str) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let scenario = state.scenario();
+    let allowed = scenario
+        .tenant(tenant)?
+        .allowed_origins
+        .iter()
+        .any(|a| a == origin);
+    (allowed && origin != "null").then(|| origin.to_owned())
+}
+
+/// The preflight of the chat POST (JSON needs one). The tenant is in the body, which a
+/// preflight lacks, so any tenant's widget origin is accepted here; the POST itself is
+/// answered with CORS only for its own tenant's origins.
+async fn preflight(State(state): State<MasterState>, headers: HeaderMap) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| {
+            *o != "null"
+                && state
+                    .scenario()
+                    .tenants
+                    .iter()
+                    .any(|t| t.allowed_origins.iter().any(|a| a == o))
+        })
+        .map(str::to_owned);
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
+}

@@ -1,0 +1,137 @@
+//! The Master's shared state: the scenario (replaceable), its fault books, the Bedrock
+//! client and the metrics. One `Arc`, cheap to clone; std locks never held across `.await`.
+
+use crate::metrics::Metrics;
+use aws_sdk_bedrockruntime::Client;
+use picasso_core::Scenario;
+use picasso_core::fault::{FaultBook, RequestFacts};
+use picasso_core::scenario::{Fault, FaultTarget, Tenant};
+use picasso_core::wire::{Endpoints, Features, TenantConfig};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What the Master is wired to.
+#[derive(Debug, Clone)]
+pub struct MasterOptions {
+    /// `endpoints.chat` of every config, e.g. `http://127.0.0.1:4100/Master_Function?action=chat`.
+    pub chat_url: String,
+    /// `endpoints.streaming` of streaming tenants; `None` leaves it out for everyone
+    /// (the document's unset `STREAMING_LAMBDA_URL`).
+    pub streaming_url: Option<String>,
+    /// The Bedrock client (see `bedrock_client::build_client`).
+    pub bedrock: Client,
+}
+
+/// The Master's state, shared by every request.
+#[derive(Debug, Clone)]
+pub struct MasterState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    scenario: RwLock<Arc<Scenario>>,
+    books: Mutex<Books>,
+    options: MasterOptions,
+    metrics: Metrics,
+}
+
+#[derive(Debug)]
+struct Books {
+    config: FaultBook,
+    chat: FaultBook,
+}
+
+impl Books {
+    fn of(s: &Scenario) -> Books {
+        Books {
+            config: FaultBook::new(s, FaultTarget::MasterConfig),
+            chat: FaultBook::new(s, FaultTarget::MasterChat),
+        }
+    }
+}
+
+impl MasterState {
+    /// A Master serving `scenario`'s tenants.
+    pub fn new(scenario: Scenario, options: MasterOptions) -> MasterState {
+        MasterState {
+            inner: Arc::new(Inner {
+                books: Mutex::new(Books::of(&scenario)),
+                scenario: RwLock::new(Arc::new(scenario)),
+                options,
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    /// Replaces the scenario; fault counts start afresh.
+    pub fn load_scenario(&self, scenario: Scenario) {
+        *self.inner.books.lock().unwrap_or_else(|e| e.into_inner()) = Books::of(&scenario);
+        *self
+            .inner
+            .scenario
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(scenario);
+    }
+
+    /// The current scenario.
+    pub fn scenario(&self) -> Arc<Scenario> {
+        self.inner
+            .scenario
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The metrics in Prometheus text format (what `/metrics` serves).
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// The config `get_config` serves for `tenant_hash`, if the tenant exists.
+    pub fn tenant_config(&self, tenant_hash: &str) -> Option<TenantConfig> {
+        self.scenario()
+            .tenant(tenant_hash)
+            .map(|t| config_of(t, &self.inner.options))
+    }
+
+    pub(crate) fn options(&self) -> &MasterOptions {
+        &self.inner.options
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The first fault at `target` (`master_config` or `master_chat`) that strikes.
+    pub(crate) fn strike(&self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
+        let mut books = self.inner.books.lock().unwrap_or_else(|e| e.into_inner());
+        match target {
+            FaultTarget::MasterConfig => books.config.strike(facts),
+            FaultTarget::MasterChat => books.chat.strike(facts),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant's config as the design document shapes it (§1.3), with its defects fixed:
+/// `endpoints.chat` always present, `endpoints.streaming` only when streaming is
+/// enabled *and* a URL is configured (absent, never null).
+pub fn config_of(tenant: &Tenant, options: &MasterOptions) -> TenantConfig {
+    TenantConfig {
+        tenant_hash: tenant.hash.clone(),
+        tenant_name: (!tenant.name.is_empty()).then(|| tenant.name.clone()),
+        features: Features {
+            streaming_enabled: tenant.streaming_enabled,
+            streaming_percentage: tenant.streaming_percentage,
+            streaming_model: tenant.streaming_model.clone(),
+        },
+        endpoints: Endpoints {
+            chat: options.chat_url.clone(),
+            streaming: options
+                .streaming_url
+                .clone()
+                .filter(|_| tenant.streaming_enabled),
+        },
+        allowed_origins: tenant.allowed_origins.clone(),
+    }
+}
