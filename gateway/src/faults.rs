@@ -104,16 +104,22 @@ pub fn json(status: StatusCode, body: &ErrorBody) -> Response {
     response
 }
 
-/// Lets `n` frames through, then fails the body. The inner stream (and so the
+/// Lets `n` frames through, then fails the body when the next frame is due (a body
+/// that ends after `n` frames ends cleanly). The inner stream (and so the
 /// generation's reader) is dropped at the cut, as a real closed connection would.
+///
+/// Before failing, the stream yields once: hyper writes a body's chunks into a buffer
+/// and drops that buffer when the body fails, so without a pause the last frames
+/// before the cut would never reach a socket.
 pub fn drop_after(inner: Frames, n: u32) -> Frames {
     stream::unfold((Some(inner), 0u32), move |(inner, sent)| async move {
         let mut inner = inner?;
+        let item = inner.next().await?;
         if sent >= n {
             drop(inner);
+            tokio::task::yield_now().await;
             return Some((Err(EdgeError::Dropped), (None, sent)));
         }
-        let item = inner.next().await?;
         Some((item, (Some(inner), sent + 1)))
     })
     .boxed()
@@ -194,9 +200,10 @@ mod tests {
             [Ok("f0".into()), Ok("f1".into()), Err(EdgeError::Dropped)]
         );
         assert_eq!(
-            collect(drop_after(frames(0), 0)).await,
+            collect(drop_after(frames(1), 0)).await,
             [Err(EdgeError::Dropped)]
         );
+        assert!(collect(drop_after(frames(0), 0)).await.is_empty());
         assert_eq!(collect(drop_after(frames(2), 5)).await.len(), 2);
     }
 
