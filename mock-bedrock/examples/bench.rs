@@ -5,7 +5,8 @@
 //! another, so the server thread's CPU time (from `/proc/self/task/<tid>/stat`) is
 //! what "per core" means. Three phases, each bounded in count and time:
 //!
-//! 1. timing: 1,000 concurrent ConverseStream streams, 40 tokens 25 ms apart; the
+//! 1. timing: 1,000 concurrent ConverseStream streams (started evenly over 1 s, as
+//!    real clients do not start in lockstep), 80 tokens 25 ms apart; the
 //!    gap between consecutive tokens at the client vs the scripted 25 ms, and the
 //!    process RSS with all 1,000 open;
 //! 2. hold: 5,000 concurrent streams, 30 tokens 200 ms apart (6 s each): how many
@@ -52,7 +53,7 @@ fn scenario() -> Scenario {
     let mut s = Scenario::default_scenario();
     s.faults.clear();
     s.answers = vec![
-        answer("timing", 40, 25, 25),
+        answer("timing", 80, 25, 25),
         answer("hold", 30, 200, 200),
         answer("throughput", 2000, 0, 0),
     ];
@@ -122,10 +123,8 @@ async fn stream_inner(
                 .headers()
                 .iter()
                 .find(|h| h.name().as_str() == ":event-type")
-                .and_then(|h| h.value().as_string().ok())
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default();
-            match kind.as_str() {
+                .and_then(|h| h.value().as_string().ok());
+            match kind.map(|k| k.as_str()).unwrap_or("") {
                 "contentBlockDelta" => {
                     if let Some(previous) = last_token {
                         let actual = now.duration_since(previous);
@@ -180,17 +179,25 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Runs `n` streams of `prompt` at once (client side), returning all gap errors.
+/// Runs `n` streams of `prompt` (client side), started evenly over `ramp`, and
+/// returns all gap errors.
 async fn run_phase(
     addr: SocketAddr,
     prompt: &'static str,
     n: usize,
+    ramp: Duration,
     counters: Arc<Counters>,
     limit: Duration,
 ) -> Vec<u64> {
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        tasks.spawn(one_stream(addr, prompt, Arc::clone(&counters)));
+    let start = Instant::now();
+    for i in 0..n {
+        let at = start + ramp.mul_f64(i as f64 / n as f64);
+        let counters = Arc::clone(&counters);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            one_stream(addr, prompt, counters).await
+        });
     }
     let mut errors = Vec::new();
     let collect = async {
@@ -232,8 +239,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("server runtime");
+    let client_tid = Arc::new(AtomicU64::new(0));
+    let client_slot = Arc::clone(&client_tid);
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(move || {
+            client_slot.store(
+                rustix::thread::gettid().as_raw_nonzero().get() as u64,
+                Ordering::Relaxed,
+            );
+        })
         .enable_all()
         .build()
         .expect("client runtime");
@@ -260,6 +275,10 @@ fn main() {
     let sampler_counters = Arc::clone(&counters);
     let rss_at_peak = Arc::new(AtomicU64::new(0));
     let rss_slot = Arc::clone(&rss_at_peak);
+    let client_tid = client_tid.load(Ordering::Relaxed) as i32;
+    let client_cpu_before = thread_cpu_s(client_tid);
+    let cpu_before = thread_cpu_s(server_tid);
+    let phase_started = std::time::Instant::now();
     let errors = client_rt.block_on(async move {
         let sampler = tokio::spawn(async move {
             loop {
@@ -269,14 +288,33 @@ fn main() {
                 }
             }
         });
-        let errors = run_phase(addr, "timing", 1000, counters, Duration::from_secs(30)).await;
+        let errors = run_phase(
+            addr,
+            "timing",
+            1000,
+            Duration::from_secs(1),
+            counters,
+            Duration::from_secs(30),
+        )
+        .await;
         sampler.abort();
         errors
     });
+    let server_load =
+        (thread_cpu_s(server_tid) - cpu_before) / phase_started.elapsed().as_secs_f64();
     let mut sorted = errors;
     sorted.sort_unstable();
     let rss_peak = rss_at_peak.load(Ordering::Relaxed);
-    println!("\n== timing: 1,000 concurrent ConverseStream, 40 tokens, 25 ms scripted gap ==");
+    println!(
+        "\n== timing: 1,000 concurrent ConverseStream (started over 1 s), 80 tokens, 25 ms scripted gap =="
+    );
+    let client_load =
+        (thread_cpu_s(client_tid) - client_cpu_before) / phase_started.elapsed().as_secs_f64();
+    println!(
+        "server core busy {:.0} %, client core busy {:.0} %",
+        server_load * 100.0,
+        client_load * 100.0
+    );
     println!(
         "gaps measured {}  error p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs",
         sorted.len(),
@@ -306,7 +344,15 @@ fn main() {
                 rss_hold_slot.fetch_max(rss_bytes(), Ordering::Relaxed);
             }
         });
-        run_phase(addr, "hold", 5000, c2, Duration::from_secs(60)).await;
+        run_phase(
+            addr,
+            "hold",
+            5000,
+            Duration::from_secs(2),
+            c2,
+            Duration::from_secs(60),
+        )
+        .await;
         sampler.abort();
     });
     println!("\n== hold: 5,000 concurrent ConverseStream, 30 tokens, 200 ms apart ==");
@@ -329,6 +375,7 @@ fn main() {
         addr,
         "throughput",
         200,
+        Duration::ZERO,
         c3,
         Duration::from_secs(60),
     ));
