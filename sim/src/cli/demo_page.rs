@@ -72,7 +72,11 @@ pub(crate) fn router(world: World) -> Router {
 }
 
 async fn tenants(State(world): State<World>) -> Response {
-    let scenario = world.scenario.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let scenario = world
+        .scenario
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let list: Vec<serde_json::Value> = scenario
         .tenants
         .iter()
@@ -97,11 +101,31 @@ fn bedrock(kind: FaultKind, after: Option<u32>) -> Fault {
 }
 
 const PRESETS: &[Preset] = &[
-    Preset { name: "none", label: "no fault", build: None },
-    Preset { name: "bedrock-drop", label: "Bedrock drops the stream after 3 tokens", build: Some(|| bedrock(FaultKind::Drop, Some(3))) },
-    Preset { name: "bedrock-exception", label: "Bedrock exception frame after 3 tokens", build: Some(|| bedrock(FaultKind::Exception, Some(3))) },
-    Preset { name: "bedrock-corrupt", label: "Bedrock corrupt frame (bad CRC) after 2 tokens", build: Some(|| bedrock(FaultKind::CorruptFrame, Some(2))) },
-    Preset { name: "bedrock-throttling", label: "Bedrock throttles the stream (every attempt)", build: Some(|| bedrock(FaultKind::Throttling, None)) },
+    Preset {
+        name: "none",
+        label: "no fault",
+        build: None,
+    },
+    Preset {
+        name: "bedrock-drop",
+        label: "Bedrock drops the stream after 3 tokens",
+        build: Some(|| bedrock(FaultKind::Drop, Some(3))),
+    },
+    Preset {
+        name: "bedrock-exception",
+        label: "Bedrock exception frame after 3 tokens",
+        build: Some(|| bedrock(FaultKind::Exception, Some(3))),
+    },
+    Preset {
+        name: "bedrock-corrupt",
+        label: "Bedrock corrupt frame (bad CRC) after 2 tokens",
+        build: Some(|| bedrock(FaultKind::CorruptFrame, Some(2))),
+    },
+    Preset {
+        name: "bedrock-throttling",
+        label: "Bedrock throttles the stream (every attempt)",
+        build: Some(|| bedrock(FaultKind::Throttling, None)),
+    },
     Preset {
         name: "slow-first-token",
         label: "first token 20 s late (idle timeout)",
@@ -111,7 +135,11 @@ const PRESETS: &[Preset] = &[
             f
         }),
     },
-    Preset { name: "bedrock-stall", label: "Bedrock stalls after 2 tokens", build: Some(|| bedrock(FaultKind::Stall, Some(2))) },
+    Preset {
+        name: "bedrock-stall",
+        label: "Bedrock stalls after 2 tokens",
+        build: Some(|| bedrock(FaultKind::Stall, Some(2))),
+    },
     Preset {
         name: "gateway-503",
         label: "gateway answers 503",
@@ -121,7 +149,11 @@ const PRESETS: &[Preset] = &[
             f
         }),
     },
-    Preset { name: "wrong-content-type", label: "gateway answers JSON, not an event stream", build: Some(|| Fault::new(FaultTarget::Gateway, FaultKind::WrongContentType)) },
+    Preset {
+        name: "wrong-content-type",
+        label: "gateway answers JSON, not an event stream",
+        build: Some(|| Fault::new(FaultTarget::Gateway, FaultKind::WrongContentType)),
+    },
     Preset {
         name: "malformed-frame",
         label: "a frame that is not JSON after 2 tokens",
@@ -140,7 +172,11 @@ const PRESETS: &[Preset] = &[
             f
         }),
     },
-    Preset { name: "network-refuse", label: "connection to the gateway refused", build: Some(|| Fault::new(FaultTarget::Network, FaultKind::Refuse)) },
+    Preset {
+        name: "network-refuse",
+        label: "connection to the gateway refused",
+        build: Some(|| Fault::new(FaultTarget::Network, FaultKind::Refuse)),
+    },
     Preset {
         name: "everything-down",
         label: "Bedrock denies every call (stream and fallback)",
@@ -149,8 +185,10 @@ const PRESETS: &[Preset] = &[
 ];
 
 async fn faults() -> Response {
-    let list: Vec<serde_json::Value> =
-        PRESETS.iter().map(|p| serde_json::json!({ "name": p.name, "label": p.label })).collect();
+    let list: Vec<serde_json::Value> = PRESETS
+        .iter()
+        .map(|p| serde_json::json!({ "name": p.name, "label": p.label }))
+        .collect();
     Json(list).into_response()
 }
 
@@ -162,7 +200,11 @@ struct Arm {
 
 async fn arm(State(world): State<World>, Json(arm): Json<Arm>) -> Response {
     let Some(preset) = PRESETS.iter().find(|p| p.name == arm.fault) else {
-        return (StatusCode::BAD_REQUEST, format!("no fault preset {:?}", arm.fault)).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("no fault preset {:?}", arm.fault),
+        )
+            .into_response();
     };
     let Some(build) = preset.build else {
         return StatusCode::NO_CONTENT.into_response();
@@ -170,7 +212,11 @@ async fn arm(State(world): State<World>, Json(arm): Json<Arm>) -> Response {
     let mut fault = build();
     fault.id = Some(format!("demo:{}", preset.name));
     fault.message = Some(arm.message_id);
-    let mut scenario = world.scenario.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut scenario = world
+        .scenario
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     scenario.faults.push(fault);
     world.reload(scenario);
     StatusCode::NO_CONTENT.into_response()
@@ -185,7 +231,13 @@ mod tests {
         let s = with_demo_origins(Scenario::default_scenario(), "http://127.0.0.1:4100");
         let s = with_demo_origins(s, "http://127.0.0.1:4100");
         let origins = &s.tenants[0].allowed_origins;
-        assert_eq!(origins.iter().filter(|o| *o == "http://127.0.0.1:4100").count(), 1);
+        assert_eq!(
+            origins
+                .iter()
+                .filter(|o| *o == "http://127.0.0.1:4100")
+                .count(),
+            1
+        );
         assert!(origins.iter().any(|o| o == "http://localhost:4100"));
     }
 

@@ -74,15 +74,26 @@ impl JobResult {
 
 /// Expands files and directories (their `*.toml`, sorted) into jobs, one per policy.
 /// No paths: the embedded default scenario.
-pub(crate) fn load_jobs(paths: &[PathBuf], policies: &[Policy], seed: Option<u64>) -> Result<Vec<Job>, String> {
+pub(crate) fn load_jobs(
+    paths: &[PathBuf],
+    policies: &[Policy],
+    seed: Option<u64>,
+) -> Result<Vec<Job>, String> {
     let mut scenarios: Vec<(String, String, Scenario)> = Vec::new();
     if paths.is_empty() {
-        scenarios.push(("default".into(), "<default>".into(), Scenario::default_scenario()));
+        scenarios.push((
+            "default".into(),
+            "<default>".into(),
+            Scenario::default_scenario(),
+        ));
     }
     for path in paths {
         for file in expand(path)? {
             let scenario = load_file(&file).map_err(|e| e.to_string())?;
-            let name = file.file_stem().map_or_else(|| file.display().to_string(), |s| s.to_string_lossy().into_owned());
+            let name = file.file_stem().map_or_else(
+                || file.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
             scenarios.push((name, file.display().to_string(), scenario));
         }
     }
@@ -93,7 +104,12 @@ pub(crate) fn load_jobs(paths: &[PathBuf], policies: &[Policy], seed: Option<u64
         }
         let scenario = Arc::new(scenario);
         for policy in policies {
-            jobs.push(Job { name: name.clone(), source: source.clone(), scenario: scenario.clone(), policy: *policy });
+            jobs.push(Job {
+                name: name.clone(),
+                source: source.clone(),
+                scenario: scenario.clone(),
+                policy: *policy,
+            });
         }
     }
     Ok(jobs)
@@ -103,7 +119,8 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: cannot read directory: {e}", path.display()))?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| format!("{}: cannot read directory: {e}", path.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -111,7 +128,10 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("{}: no .toml scenario files in this directory", path.display()));
+        return Err(format!(
+            "{}: no .toml scenario files in this directory",
+            path.display()
+        ));
     }
     Ok(files)
 }
@@ -130,7 +150,8 @@ pub(crate) fn run_jobs(jobs: &[Job], threads: usize, check_determinism: bool) ->
                     let Some(job) = jobs.get(i) else { break };
                     let result = simulate(job, check_determinism);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    let line = format!("{} · {}: {}", job.name, job.policy.name(), result.verdict());
+                    let line =
+                        format!("{} · {}: {}", job.name, job.policy.name(), result.verdict());
                     match &progress {
                         Some(bar) => {
                             bar.set_message(line);
@@ -146,7 +167,12 @@ pub(crate) fn run_jobs(jobs: &[Job], threads: usize, check_determinism: bool) ->
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect()
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// A progress bar on a terminal; `None` (plain lines) otherwise, e.g. in CI logs.
@@ -179,7 +205,10 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
             if check_determinism {
                 match picasso_sim::run_scenario(&job.scenario, job.policy) {
                     Ok(again) if again.transcript == outcome.transcript => {}
-                    Ok(_) => result.error = Some("not deterministic: a second run gave another transcript".into()),
+                    Ok(_) => {
+                        result.error =
+                            Some("not deterministic: a second run gave another transcript".into())
+                    }
                     Err(e) => result.error = Some(format!("the second run failed: {e}")),
                 }
             }
@@ -192,6 +221,16 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
 }
 
 fn summarize(outcome: &picasso_sim::Outcome) -> Summary {
-    let _ = outcome;
-    Summary::default()
+    use picasso_sim::widget::Terminal;
+    Summary {
+        messages: outcome.messages().count(),
+        streams: outcome.metrics.streaming_started,
+        fallbacks: outcome.metrics.fallback_triggered,
+        errors_shown: outcome
+            .messages()
+            .filter(|(_, m)| matches!(m.terminal, Some(Terminal::Failed { .. })))
+            .count(),
+        // First attempts only: an SDK retry is part of the same call.
+        bedrock_calls: outcome.bedrock.iter().filter(|e| e.attempt <= 1).count(),
+    }
 }

@@ -28,10 +28,15 @@ pub(crate) fn render(results: &[JobResult]) -> String {
         case.set_classname(r.job.source.clone());
         case.set_time(r.wall);
         if r.passed() && !r.violations.is_empty() {
-            case.set_system_out(format!("expected defects of this policy:\n{}", r.violations.join("\n")));
+            case.set_system_out(format!(
+                "expected defects of this policy:\n{}",
+                r.violations.join("\n")
+            ));
         }
         suite.add_test_case(case);
     }
     report.add_test_suite(suite);
-    report.to_string().unwrap_or_else(|e| format!("<!-- cannot render the report: {e} -->"))
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- cannot render the report: {e} -->"))
 }

@@ -1,14 +1,25 @@
 //! The command line: clap types here, one module per subcommand below. Code below
 //! this module never sees clap types.
 
+mod demo;
+mod demo_page;
+mod jobs;
+mod junit;
+mod rollout;
+mod run;
 mod schema;
+mod serve;
 mod validate;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use picasso_sim::Policy;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// A deterministic simulation and mock environment for the Picasso streaming chat.
+/// A deterministic simulation and mock environment for the Picasso streaming chat:
+/// mock Bedrock, a mock Master Function, the streaming gateway, and a simulator that
+/// runs the widget's logic against them in virtual time.
 #[derive(Debug, Parser)]
 #[command(name = "picasso-sim", version, about, long_about = None)]
 struct Cli {
@@ -18,6 +29,75 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run mock Bedrock, the Master Function and the gateway on loopback, plus the demo page.
+    Serve {
+        /// Scenario file (reloaded when it changes); the embedded default when absent.
+        scenario: Option<PathBuf>,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Master Function port (also serves the demo page at /).
+        #[arg(long, default_value_t = 4100)]
+        master_port: u16,
+        /// Streaming gateway port.
+        #[arg(long, default_value_t = 4101)]
+        gateway_port: u16,
+        /// Mock Bedrock port.
+        #[arg(long, default_value_t = 4102)]
+        bedrock_port: u16,
+        /// Use this Bedrock endpoint (e.g. https://bedrock-runtime.us-east-1.amazonaws.com)
+        /// instead of the mock; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+        #[arg(long, conflicts_with = "bedrock_only")]
+        bedrock_endpoint: Option<String>,
+        /// Run only mock Bedrock.
+        #[arg(long)]
+        bedrock_only: bool,
+    },
+    /// Run the regression suite in the simulator.
+    Run {
+        /// Scenario files or directories of them; the embedded default when absent.
+        scenarios: Vec<PathBuf>,
+        /// Widget policy to run.
+        #[arg(long, value_enum, default_value_t = PolicyArg::Corrected)]
+        policy: PolicyArg,
+        /// Replace every scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Run only shard K of N (1-based), for a CI matrix.
+        #[arg(long, value_name = "K/N", value_parser = run::parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Print every job's whole transcript (to reproduce one failure).
+        #[arg(long)]
+        replay: bool,
+        /// Run every job twice and fail if the transcripts differ.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Fault-injection demos, the three widget policies side by side; with no name, the list.
+    Demo {
+        /// The demo to run.
+        name: Option<String>,
+        /// Print each policy's whole transcript after the timeline.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Rehearse the design document's rollout on a simulated population.
+    Rollout {
+        /// Scenario with a [rollout] section; the embedded rollout rehearsal when absent.
+        scenario: Option<PathBuf>,
+        /// Write an HTML report with charts here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Replace the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Check scenario files; names file, line, column and field of every problem.
     Validate {
         /// Scenario files (TOML).
@@ -26,6 +106,30 @@ enum Command {
     },
     /// Print the scenario format's JSON Schema.
     Schema,
+}
+
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    /// The design document's hook as written.
+    AsWritten,
+    /// The usual first patch (onerror tolerates transient errors).
+    NaiveFix,
+    /// The corrected per-message state machine.
+    Corrected,
+    /// All three.
+    All,
+}
+
+impl PolicyArg {
+    fn policies(self) -> Vec<Policy> {
+        match self {
+            PolicyArg::AsWritten => vec![Policy::AsWritten],
+            PolicyArg::NaiveFix => vec![Policy::NaiveFix],
+            PolicyArg::Corrected => vec![Policy::Corrected],
+            PolicyArg::All => Policy::ALL.to_vec(),
+        }
+    }
 }
 
 /// What a subcommand reports back: how the process should exit.
@@ -62,9 +166,64 @@ pub(crate) fn main() -> ExitCode {
             };
         }
     };
+    init_logging();
     let status = match cli.command {
+        Command::Serve {
+            scenario,
+            host,
+            master_port,
+            gateway_port,
+            bedrock_port,
+            bedrock_endpoint,
+            bedrock_only,
+        } => serve::run(serve::ServeConfig {
+            scenario,
+            host,
+            master_port,
+            gateway_port,
+            bedrock_port,
+            bedrock_endpoint,
+            bedrock_only,
+        }),
+        Command::Run {
+            scenarios,
+            policy,
+            seed,
+            junit,
+            shard,
+            replay,
+            check_determinism,
+            jobs,
+        } => run::run(run::RunConfig {
+            scenarios,
+            policies: policy.policies(),
+            seed,
+            junit,
+            shard,
+            transcripts: replay,
+            check_determinism,
+            threads: jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }),
+        Command::Demo { name, verbose } => demo::run(name.as_deref(), verbose),
+        Command::Rollout {
+            scenario,
+            html,
+            seed,
+        } => rollout::run(scenario.as_deref(), html.as_deref(), seed),
         Command::Validate { files } => validate::run(&files),
         Command::Schema => schema::run(),
     };
     status.into()
+}
+
+/// Logs to stderr, `RUST_LOG` to choose (default: warnings, and the servers' info lines).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,gateway=info,mock_master=info,mock_bedrock=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

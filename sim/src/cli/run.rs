@@ -34,10 +34,16 @@ pub(crate) struct RunConfig {
 
 /// Parses `K/N` with 1 ≤ K ≤ N.
 pub(crate) fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let (k, n) = s.split_once('/').ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
     let (k, n): (usize, usize) = (
-        k.trim().parse().map_err(|_| format!("shard index {k:?} is not a number"))?,
-        n.trim().parse().map_err(|_| format!("shard count {n:?} is not a number"))?,
+        k.trim()
+            .parse()
+            .map_err(|_| format!("shard index {k:?} is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("shard count {n:?} is not a number"))?,
     );
     if n == 0 || k == 0 || k > n {
         return Err(format!("expected 1 <= K <= N in K/N, got {k}/{n}"));
@@ -49,7 +55,12 @@ pub(crate) fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 pub(crate) fn shard<T>(jobs: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
     match shard {
         None => jobs,
-        Some((k, n)) => jobs.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, j)| j).collect(),
+        Some((k, n)) => jobs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k - 1)
+            .map(|(_, j)| j)
+            .collect(),
     }
 }
 
@@ -70,18 +81,30 @@ pub(crate) fn run(config: RunConfig) -> Status {
     let results = run_jobs(&jobs, config.threads, config.check_determinism);
     if config.transcripts {
         for r in &results {
-            println!("=== {} · {} ===\n{}", r.job.name, r.job.policy.name(), r.transcript);
+            println!(
+                "=== {} · {} ===\n{}",
+                r.job.name,
+                r.job.policy.name(),
+                r.transcript
+            );
         }
     }
     print_summary(&results);
     if let Some(path) = &config.junit {
         if let Err(e) = junit::write(path, &results) {
-            eprintln!("error: cannot write the JUnit report to {}: {e}", path.display());
+            eprintln!(
+                "error: cannot write the JUnit report to {}: {e}",
+                path.display()
+            );
             return Status::InputError;
         }
         eprintln!("JUnit report: {}", path.display());
     }
-    if results.iter().all(JobResult::passed) { Status::Ok } else { Status::Failed }
+    if results.iter().all(JobResult::passed) {
+        Status::Ok
+    } else {
+        Status::Failed
+    }
 }
 
 fn print_summary(results: &[JobResult]) {
@@ -104,7 +127,10 @@ fn print_summary(results: &[JobResult]) {
         );
     }
     let failed = results.iter().filter(|r| !r.passed()).count();
-    let expected = results.iter().filter(|r| r.passed() && !r.violations.is_empty()).count();
+    let expected = results
+        .iter()
+        .filter(|r| r.passed() && !r.violations.is_empty())
+        .count();
     println!(
         "\n{} jobs: {} passed, {} failed{}",
         results.len(),
@@ -124,12 +150,20 @@ fn print_summary(results: &[JobResult]) {
         if let Some(e) = &r.error {
             println!("  - {e}");
         }
-        println!("  replay: picasso-sim run {} --policy {} --replay", r.job.source, r.job.policy.name());
+        println!(
+            "  replay: picasso-sim run {} --policy {} --replay",
+            r.job.source,
+            r.job.policy.name()
+        );
     }
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
 #[cfg(test)]
@@ -140,8 +174,9 @@ mod tests {
     fn shards_partition_the_jobs() {
         let jobs: Vec<usize> = (0..23).collect();
         for n in 1..6 {
-            let mut seen: Vec<usize> =
-                (1..=n).flat_map(|k| shard(jobs.clone(), Some((k, n)))).collect();
+            let mut seen: Vec<usize> = (1..=n)
+                .flat_map(|k| shard(jobs.clone(), Some((k, n))))
+                .collect();
             seen.sort_unstable();
             assert_eq!(seen, jobs, "n = {n}");
         }

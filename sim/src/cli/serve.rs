@@ -42,7 +42,10 @@ pub(crate) struct ServeConfig {
 
 /// Runs the servers until Ctrl-C or SIGTERM.
 pub(crate) fn run(config: ServeConfig) -> Status {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -68,7 +71,11 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
 async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
         .await
-        .with_context(|| format!("cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"))
+        .with_context(|| {
+            format!(
+                "cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"
+            )
+        })
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -93,7 +100,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         (None, Some(listener)) => {
             let url = format!("http://{}", listener.local_addr()?);
             let (state, stop) = (bedrock_state.clone(), shutdown.clone());
-            tasks.spawn(async move { mock_bedrock::serve(listener, state, stop.cancelled_owned()).await });
+            tasks.spawn(async move {
+                mock_bedrock::serve(listener, state, stop.cancelled_owned()).await
+            });
             url
         }
         (None, None) => unreachable!("a listener is bound whenever no endpoint is given"),
@@ -128,7 +137,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     let gateway_state = GatewayState::new(
         scenario.clone(),
-        GatewayOptions { config: Arc::new(HttpConfigSource::new(master_url.clone())), bedrock },
+        GatewayOptions {
+            config: Arc::new(HttpConfigSource::new(master_url.clone())),
+            bedrock,
+        },
     );
     let world = demo_page::World {
         scenario: Arc::new(std::sync::Mutex::new(scenario.clone())),
@@ -143,19 +155,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         // The demo page shares the Master's origin, so its own calls need no CORS.
         let router = mock_master::app(state).merge(demo_page::router(world.clone()));
         tasks.spawn(async move {
-            axum::serve(master_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+            axum::serve(master_listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
         });
     }
     {
         let (state, stop) = (gateway_state.clone(), shutdown.clone());
-        tasks.spawn(async move { gateway::serve(gateway_listener, state, stop.cancelled_owned()).await });
+        tasks.spawn(async move {
+            gateway::serve(gateway_listener, state, stop.cancelled_owned()).await
+        });
     }
     if let Some(path) = config.scenario.clone() {
         tokio::spawn(watch(path, world, shutdown.clone()));
     }
 
     println!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
-    println!("streaming gateway  {gateway_url}?tenant_hash=…&user_input=…&session_id=…&message_id=…");
+    println!(
+        "streaming gateway  {gateway_url}?tenant_hash=…&user_input=…&session_id=…&message_id=…"
+    );
     println!("demo page          {master_url}/");
     println!("metrics            {master_url}/metrics  {gateway_url}metrics");
     println!("\nTenants (a widget loads its config from the Master Function):");
@@ -175,7 +193,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 async fn join(mut tasks: tokio::task::JoinSet<std::io::Result<()>>) -> anyhow::Result<()> {
     while let Some(result) = tasks.join_next().await {
-        result.context("a server task panicked")?.context("a server failed")?;
+        result
+            .context("a server task panicked")?
+            .context("a server failed")?;
     }
     Ok(())
 }
@@ -183,10 +203,11 @@ async fn join(mut tasks: tokio::task::JoinSet<std::io::Result<()>>) -> anyhow::R
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             biased;
             _ = tokio::signal::ctrl_c() => {}
@@ -218,7 +239,10 @@ async fn watch(path: PathBuf, world: demo_page::World, shutdown: CancellationTok
                 world.reload(scenario);
                 println!("reloaded {}", path.display());
             }
-            Err(e) => eprintln!("{} changed but is not valid; keeping the running scenario:\n{e}", path.display()),
+            Err(e) => eprintln!(
+                "{} changed but is not valid; keeping the running scenario:\n{e}",
+                path.display()
+            ),
         }
     }
 }

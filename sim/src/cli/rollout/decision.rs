@@ -50,20 +50,39 @@ pub(crate) struct Decision {
 pub(crate) fn decide(m: &StepMetrics) -> Decision {
     let mut fired: Vec<(Verdict, String)> = Vec::new();
     if m.error_rate() > 0.01 {
-        fired.push((Verdict::RollBack, format!("error_rate {:.2} % > 1 %", m.error_rate() * 100.0)));
+        fired.push((
+            Verdict::RollBack,
+            format!("error_rate {:.2} % > 1 %", m.error_rate() * 100.0),
+        ));
     }
     if m.sessions_with_errors > 5 {
-        fired.push((Verdict::RollBack, format!("user_complaints {} > 5", m.sessions_with_errors)));
+        fired.push((
+            Verdict::RollBack,
+            format!("user_complaints {} > 5", m.sessions_with_errors),
+        ));
     }
     let p99 = quantile(&m.ttft_stream_ms, 0.99).max(quantile(&m.ttft_regular_ms, 0.99));
     if let Some(p99) = p99.filter(|p| *p > 10_000) {
-        fired.push((Verdict::Investigate, format!("latency_p99 {:.1} s > 10 s", p99 as f64 / 1000.0)));
+        fired.push((
+            Verdict::Investigate,
+            format!("latency_p99 {:.1} s > 10 s", p99 as f64 / 1000.0),
+        ));
     }
     if m.cost_ratio() > 2.0 {
-        fired.push((Verdict::ReducePercentage, format!("cost {:.2}x > 2x projection", m.cost_ratio())));
+        fired.push((
+            Verdict::ReducePercentage,
+            format!("cost {:.2}x > 2x projection", m.cost_ratio()),
+        ));
     }
-    let verdict = fired.iter().map(|(v, _)| *v).max().unwrap_or(Verdict::Proceed);
-    Decision { verdict, reasons: fired.into_iter().map(|(_, r)| r).collect() }
+    let verdict = fired
+        .iter()
+        .map(|(v, _)| *v)
+        .max()
+        .unwrap_or(Verdict::Proceed);
+    Decision {
+        verdict,
+        reasons: fired.into_iter().map(|(_, r)| r).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +125,9 @@ mod tests {
     #[test]
     fn slow_p99_asks_for_investigation() {
         let mut m = step(0, 100);
-        m.ttft_stream_ms = (0..100).map(|i| if i >= 98 { 12_000 } else { 700 }).collect();
+        m.ttft_stream_ms = (0..100)
+            .map(|i| if i >= 98 { 12_000 } else { 700 })
+            .collect();
         assert_eq!(decide(&m).verdict, Verdict::Investigate);
     }
 }

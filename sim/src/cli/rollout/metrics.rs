@@ -53,16 +53,27 @@ impl StepMetrics {
     pub(crate) fn from_sessions(percentage: f64, sessions: &[Vec<MessageRecord>]) -> StepMetrics {
         let all = || sessions.iter().flatten();
         let count = |f: fn(&MessageRecord) -> bool| all().filter(|m| f(m)).count();
-        let mut ttft_stream_ms: Vec<u64> =
-            all().filter(|m| m.streamed && !m.stream_failed).filter_map(|m| m.first_text_ms).collect();
-        let mut ttft_regular_ms: Vec<u64> = all().filter(|m| !m.streamed).filter_map(|m| m.first_text_ms).collect();
+        let mut ttft_stream_ms: Vec<u64> = all()
+            .filter(|m| m.streamed && !m.stream_failed)
+            .filter_map(|m| m.first_text_ms)
+            .collect();
+        let mut ttft_regular_ms: Vec<u64> = all()
+            .filter(|m| !m.streamed)
+            .filter_map(|m| m.first_text_ms)
+            .collect();
         ttft_stream_ms.sort_unstable();
         ttft_regular_ms.sort_unstable();
         StepMetrics {
             percentage,
             sessions: sessions.len(),
-            streaming_sessions: sessions.iter().filter(|s| s.iter().any(|m| m.streamed)).count(),
-            sessions_with_errors: sessions.iter().filter(|s| s.iter().any(|m| m.visible_error)).count(),
+            streaming_sessions: sessions
+                .iter()
+                .filter(|s| s.iter().any(|m| m.streamed))
+                .count(),
+            sessions_with_errors: sessions
+                .iter()
+                .filter(|s| s.iter().any(|m| m.visible_error))
+                .count(),
             messages: all().count(),
             streaming_started: count(|m| m.streamed),
             streaming_completed: count(|m| m.streamed && !m.stream_failed),
@@ -85,11 +96,6 @@ impl StepMetrics {
         ratio(self.fallback_triggered, self.streaming_started)
     }
 
-    /// Messages that ended in an error the user saw, per message.
-    pub(crate) fn visible_error_rate(&self) -> f64 {
-        ratio(self.visible_errors, self.messages)
-    }
-
     /// Share of sessions that streamed (the document's adoption rate, of eligible sessions).
     pub(crate) fn adoption(&self) -> f64 {
         ratio(self.streaming_sessions, self.sessions)
@@ -97,7 +103,11 @@ impl StepMetrics {
 
     /// Bedrock calls per message against the projection of one.
     pub(crate) fn cost_ratio(&self) -> f64 {
-        if self.messages == 0 { 0.0 } else { self.bedrock_calls as f64 / self.messages as f64 }
+        if self.messages == 0 {
+            0.0
+        } else {
+            self.bedrock_calls as f64 / self.messages as f64
+        }
     }
 }
 
@@ -131,9 +141,19 @@ mod tests {
 
     #[test]
     fn rates_and_quantiles() {
-        let sessions = vec![vec![rec(true, false, 800), rec(true, true, 3000)], vec![rec(false, false, 2500)]];
+        let sessions = vec![
+            vec![rec(true, false, 800), rec(true, true, 3000)],
+            vec![rec(false, false, 2500)],
+        ];
         let m = StepMetrics::from_sessions(50.0, &sessions);
-        assert_eq!((m.streaming_started, m.streaming_failed, m.fallback_triggered), (2, 1, 1));
+        assert_eq!(
+            (
+                m.streaming_started,
+                m.streaming_failed,
+                m.fallback_triggered
+            ),
+            (2, 1, 1)
+        );
         assert_eq!(m.error_rate(), 0.5);
         assert_eq!(m.adoption(), 0.5);
         assert_eq!(m.cost_ratio(), 4.0 / 3.0);
