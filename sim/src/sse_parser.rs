@@ -142,16 +142,10 @@ impl Parser {
                 self.data.push('\n');
             }
             "event" => self.event_type = value.to_owned(),
-            "id" => {
-                if !value.contains('\0') {
-                    self.id_buffer = value.to_owned();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    // Digits only, so the one failure left is overflow: saturate.
-                    out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
-                }
+            "id" if !value.contains('\0') => self.id_buffer = value.to_owned(),
+            // Digits only, so the one parse failure left is overflow: saturate.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
             }
             _ => {}
         }

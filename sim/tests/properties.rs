@@ -45,7 +45,14 @@ fn words(seed: u64, min: usize, max: usize) -> String {
 fn tenant_strategy(hash: &'static str) -> impl Strategy<Value = Tenant> {
     (
         prop_oneof![3 => Just(true), 1 => Just(false)],
-        prop_oneof![Just(0.0), Just(1.0), Just(50.0), Just(99.0), Just(100.0), 0.0f64..=100.0],
+        prop_oneof![
+            Just(0.0),
+            Just(1.0),
+            Just(50.0),
+            Just(99.0),
+            Just(100.0),
+            0.0f64..=100.0
+        ],
     )
         .prop_map(move |(enabled, p)| Tenant {
             hash: hash.into(),
@@ -183,7 +190,10 @@ fn save_failure(name: &str, scenario: &Scenario) -> (PathBuf, String) {
 
 /// Runs the generator against `policy`; `Ok` when every case held, else the shrunk
 /// scenario and the properties it broke.
-fn search(policy: Policy, cases: u32) -> Result<(), (Scenario, BTreeSet<Property>, String)> {
+/// A shrunk counterexample: the scenario, the properties it breaks, the report.
+type Found = Box<(Scenario, BTreeSet<Property>, String)>;
+
+fn search(policy: Policy, cases: u32) -> Result<(), Found> {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -191,7 +201,8 @@ fn search(policy: Policy, cases: u32) -> Result<(), (Scenario, BTreeSet<Property
         ..Config::default()
     });
     let result = runner.run(&scenario_strategy(), |scenario| {
-        let outcome = run_scenario(&scenario, policy).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let outcome =
+            run_scenario(&scenario, policy).map_err(|e| TestCaseError::fail(e.to_string()))?;
         if outcome.violations.is_empty() {
             Ok(())
         } else {
@@ -204,7 +215,7 @@ fn search(policy: Policy, cases: u32) -> Result<(), (Scenario, BTreeSet<Property
         Err(TestError::Fail(reason, scenario)) => {
             let outcome = run_scenario(&scenario, policy).expect("replay");
             let props = outcome.violations.iter().map(|v| v.property).collect();
-            Err((scenario, props, reason.to_string()))
+            Err(Box::new((scenario, props, reason.to_string())))
         }
         Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason}"),
     }
@@ -213,7 +224,8 @@ fn search(policy: Policy, cases: u32) -> Result<(), (Scenario, BTreeSet<Property
 /// Every invariant holds for the corrected widget on every generated scenario.
 #[test]
 fn corrected_policy_holds_every_invariant() {
-    if let Err((scenario, _, reason)) = search(Policy::Corrected, cases()) {
+    if let Err(found) = search(Policy::Corrected, cases()) {
+        let (scenario, _, reason) = *found;
         let (path, toml) = save_failure("corrected", &scenario);
         panic!(
             "an invariant broke for `corrected`:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
@@ -229,7 +241,8 @@ fn as_written_and_naive_fix_fail_the_same_properties() {
     for policy in [Policy::AsWritten, Policy::NaiveFix] {
         match search(policy, cases().max(32)) {
             Ok(()) => panic!("{}: no counterexample found", policy.name()),
-            Err((scenario, props, _)) => {
+            Err(found) => {
+                let (scenario, props, _) = *found;
                 assert!(!props.is_empty());
                 let (path, _) = save_failure(policy.name(), &scenario);
                 eprintln!(
@@ -258,10 +271,14 @@ fn generators_reach_interesting_paths() {
         for (_, m) in outcome.messages() {
             match &m.terminal {
                 Some(Terminal::Complete(Source::Stream)) => seen.insert("complete from the stream"),
-                Some(Terminal::Complete(Source::Post)) if m.fallback_posts > 0 && !m.live_texts.is_empty() => {
+                Some(Terminal::Complete(Source::Post))
+                    if m.fallback_posts > 0 && !m.live_texts.is_empty() =>
+                {
                     seen.insert("fell back after ≥1 token shown")
                 }
-                Some(Terminal::Complete(Source::Post)) if m.fallback_posts > 0 => seen.insert("fell back before any token"),
+                Some(Terminal::Complete(Source::Post)) if m.fallback_posts > 0 => {
+                    seen.insert("fell back before any token")
+                }
                 Some(Terminal::Complete(Source::Post)) => seen.insert("regular chat"),
                 Some(Terminal::Failed { .. }) => seen.insert("visible failure"),
                 _ => false,
@@ -278,6 +295,260 @@ fn generators_reach_interesting_paths() {
         "regular chat",
         "visible failure",
     ] {
-        assert!(seen.contains(goal), "never reached: {goal} (reached: {seen:?})");
+        assert!(
+            seen.contains(goal),
+            "never reached: {goal} (reached: {seen:?})"
+        );
     }
+}
+
+/// The base of the defect scenarios: Foster Village streaming at 100 %, one visitor, one message.
+fn base() -> Scenario {
+    let mut s = Scenario {
+        name: "defect".into(),
+        description: String::new(),
+        seed: 7,
+        tenants: vec![
+            Tenant {
+                hash: TENANTS[0].into(),
+                name: String::new(),
+                streaming_enabled: true,
+                streaming_percentage: 100.0,
+                streaming_model: picasso_core::scenario::DEFAULT_MODEL.into(),
+                allowed_origins: vec![ORIGIN.into()],
+            },
+            Tenant {
+                hash: TENANTS[1].into(),
+                name: String::new(),
+                streaming_enabled: false,
+                streaming_percentage: 0.0,
+                streaming_model: picasso_core::scenario::DEFAULT_MODEL.into(),
+                allowed_origins: vec![ORIGIN.into()],
+            },
+        ],
+        answers: vec![],
+        faults: vec![],
+        sessions: vec![Session {
+            id: "s0".into(),
+            tenant: TENANTS[0].into(),
+            start_ms: 0,
+            event_source: true,
+            origin: None,
+            messages: vec![Message {
+                id: "m0".into(),
+                text: "Hello".into(),
+                think_ms: 1000,
+                at_ms: None,
+            }],
+        }],
+        limits: Limits::default(),
+        widget: WidgetSettings::default(),
+        rollout: None,
+    };
+    let mut a = Answer::unscripted();
+    a.id = "answer".into();
+    a.text = Some("Hello there, how can I help you today?".into());
+    a.pacing = Some(Pacing {
+        first_token_ms: 300,
+        gap_ms: 50,
+    });
+    s.answers.push(a);
+    s
+}
+
+fn with_fault(target: FaultTarget, kind: FaultKind, f: impl FnOnce(&mut Fault)) -> Scenario {
+    let mut s = base();
+    let mut fault = Fault::new(target, kind);
+    f(&mut fault);
+    s.faults.push(fault);
+    s
+}
+
+fn more_messages(n: usize, at_ms: Option<u64>) -> Scenario {
+    let mut s = base();
+    for i in 1..n {
+        s.sessions[0].messages.push(Message {
+            id: format!("m{i}"),
+            text: format!("Question {i}"),
+            think_ms: 1000,
+            at_ms: at_ms.map(|a| a * i as u64),
+        });
+    }
+    s
+}
+
+/// A defect of §B.6, the scenario that exposes it, and the property that catches it.
+struct Row {
+    defect: u8,
+    what: &'static str,
+    policy: Policy,
+    scenario: fn() -> Scenario,
+    property: Property,
+}
+
+fn defect_table() -> Vec<Row> {
+    use Property::*;
+    vec![
+        Row {
+            defect: 1,
+            what: "`end` never handled: every good answer ends in onerror",
+            policy: Policy::AsWritten,
+            scenario: base,
+            property: CleanPath,
+        },
+        Row {
+            defect: 2,
+            what: "fallback on onerror + no `end`: a POST after every good stream",
+            policy: Policy::NaiveFix,
+            scenario: base,
+            property: NoFallbackAfterEnd,
+        },
+        Row {
+            defect: 3,
+            what: "naive fix: the browser reconnects and re-sends the GET",
+            policy: Policy::NaiveFix,
+            scenario: base,
+            property: NoHiddenReconnects,
+        },
+        Row {
+            defect: 4,
+            what: "no fallback wired: a refused stream shows nothing",
+            policy: Policy::AsWritten,
+            scenario: || {
+                with_fault(FaultTarget::Gateway, FaultKind::Status, |f| {
+                    f.status = Some(503)
+                })
+            },
+            property: NoSilentDrop,
+        },
+        Row {
+            defect: 5,
+            what: "partial text, then nothing: the truncated answer stays",
+            policy: Policy::AsWritten,
+            scenario: || {
+                with_fault(FaultTarget::Bedrock, FaultKind::Drop, |f| {
+                    f.after_tokens = Some(2);
+                    f.via = Some(Caller::Gateway);
+                })
+            },
+            property: OneOutcome,
+        },
+        Row {
+            defect: 6,
+            what: "streamedContent never reset: answer 1 + answer 2",
+            policy: Policy::AsWritten,
+            scenario: || more_messages(2, None),
+            property: ExactText,
+        },
+        Row {
+            defect: 7,
+            what: "one hook-wide slot: the old source is left open and reconnects",
+            policy: Policy::AsWritten,
+            scenario: || more_messages(2, Some(1_300)),
+            property: NoHiddenReconnects,
+        },
+        Row {
+            defect: 8,
+            what: "streamed text never committed: the answer vanishes",
+            policy: Policy::AsWritten,
+            scenario: base,
+            property: NoSilentDrop,
+        },
+        Row {
+            defect: 10,
+            what: "`type` ignored: an error frame reads as a short answer",
+            policy: Policy::NaiveFix,
+            scenario: || {
+                with_fault(FaultTarget::Bedrock, FaultKind::Exception, |f| {
+                    f.after_tokens = Some(2);
+                    f.via = Some(Caller::Gateway);
+                })
+            },
+            property: NoHiddenReconnects,
+        },
+        Row {
+            defect: 11,
+            what: "Math.random() per message: the session flips modes",
+            policy: Policy::AsWritten,
+            scenario: || {
+                let mut s = more_messages(8, None);
+                s.tenants[0].streaming_percentage = 50.0;
+                s
+            },
+            property: StickyMode,
+        },
+        Row {
+            defect: 12,
+            what: "no client timeouts: headers, then silence, forever",
+            policy: Policy::AsWritten,
+            scenario: || {
+                with_fault(FaultTarget::Gateway, FaultKind::Stall, |f| {
+                    f.after_tokens = Some(1)
+                })
+            },
+            property: OneOutcome,
+        },
+        Row {
+            defect: 14,
+            what: "user text in the query string: a long message is refused, silently",
+            policy: Policy::AsWritten,
+            scenario: || {
+                let mut s = base();
+                s.sessions[0].messages[0].text = "x".repeat(5_000);
+                s
+            },
+            property: NoSilentDrop,
+        },
+        Row {
+            defect: 16,
+            what: "no cleanup on unmount: the source stays open",
+            policy: Policy::AsWritten,
+            scenario: || {
+                with_fault(FaultTarget::Gateway, FaultKind::Stall, |f| {
+                    f.after_tokens = Some(1)
+                })
+            },
+            property: NoLeaks,
+        },
+    ]
+}
+
+/// Each defect is caught by its property under the faulty policy, and the corrected
+/// widget passes every property on the same scenario.
+#[test]
+fn each_defect_is_caught_by_its_property() {
+    let mut report = Vec::new();
+    let mut problems = Vec::new();
+    for row in defect_table() {
+        let scenario = (row.scenario)();
+        let faulty = run_scenario(&scenario, row.policy).expect("run");
+        let caught: BTreeSet<Property> = faulty.violations.iter().map(|v| v.property).collect();
+        report.push(format!(
+            "#{:<2} {:<11} {:<28} {:?} — {}",
+            row.defect,
+            row.policy.name(),
+            row.property.name(),
+            caught,
+            row.what
+        ));
+        if !caught.contains(&row.property) {
+            problems.push(format!(
+                "defect {} not caught by {} under {} (caught: {caught:?})",
+                row.defect,
+                row.property.name(),
+                row.policy.name()
+            ));
+        }
+        let fixed = run_scenario(&scenario, Policy::Corrected).expect("run");
+        if !fixed.violations.is_empty() {
+            problems.push(format!(
+                "defect {} scenario breaks corrected: {:?}",
+                row.defect, fixed.violations
+            ));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    let distinct: BTreeSet<u8> = defect_table().iter().map(|r| r.defect).collect();
+    assert!(distinct.len() >= 10);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

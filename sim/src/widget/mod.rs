@@ -335,18 +335,18 @@ pub struct Leaks {
 #[derive(Debug)]
 pub enum Widget {
     /// As written or naive fix.
-    Hook(hook::Hook),
+    Hook(Box<hook::Hook>),
     /// Corrected.
-    Corrected(corrected::Corrected),
+    Corrected(Box<corrected::Corrected>),
 }
 
 impl Widget {
     /// A widget for one session under `policy`. Its first effect is [`Effect::LoadConfig`].
     pub fn new(policy: Policy, ctx: SessionCtx) -> (Widget, Vec<Effect>) {
         let widget = match policy {
-            Policy::AsWritten => Widget::Hook(hook::Hook::new(ctx, false)),
-            Policy::NaiveFix => Widget::Hook(hook::Hook::new(ctx, true)),
-            Policy::Corrected => Widget::Corrected(corrected::Corrected::new(ctx)),
+            Policy::AsWritten => Widget::Hook(Box::new(hook::Hook::new(ctx, false))),
+            Policy::NaiveFix => Widget::Hook(Box::new(hook::Hook::new(ctx, true))),
+            Policy::Corrected => Widget::Corrected(Box::new(corrected::Corrected::new(ctx))),
         };
         (widget, vec![Effect::LoadConfig])
     }
