@@ -1,7 +1,10 @@
 //! End-to-end tests of the `picasso-sim` binary: each subcommand as a user runs it,
 //! checking output and exit codes (0 good, 1 a check failed, 2 a usage or input error).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{Served, http_get};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn picasso_sim(args: &[&str]) -> Output {
@@ -13,10 +16,7 @@ fn picasso_sim(args: &[&str]) -> Output {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    common::repo_root()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -90,4 +90,283 @@ fn schema_prints_the_checked_in_schema() {
     .unwrap();
     assert_eq!(printed, checked_in);
     assert_eq!(printed["title"], "Scenario");
+}
+
+/// The README's first command: `run` on the embedded default scenario, no file needed.
+#[test]
+fn run_on_the_embedded_default_scenario() {
+    let out = picasso_sim(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 jobs: 1 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("default"), "{stdout}");
+}
+
+/// `--replay` prints the transcript, with its timeline and invariant verdict.
+#[test]
+fn run_replay_prints_the_transcript() {
+    let out = picasso_sim(&["run", "scenarios/bedrock-drop.toml", "--replay"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("## timeline"), "{stdout}");
+    assert!(stdout.contains("## invariants"), "{stdout}");
+}
+
+/// A bad scenario file is an input error (exit 2) naming file, line and field.
+#[test]
+fn run_rejects_a_broken_scenario() {
+    let out = picasso_sim(&["run", "core/tests/broken/09-session-unknown-tenant.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("09-session-unknown-tenant.toml:10:10: sessions[0].tenant"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The test cases of a JUnit report: (name, failed).
+fn junit_cases(xml: &str) -> Vec<(String, bool)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut cases: Vec<(String, bool)> = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"testcase" => {
+                let name = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == b"name")
+                    .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                    .expect("a testcase has a name");
+                cases.push((name, false));
+            }
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"failure" => {
+                cases.last_mut().expect("failure inside a testcase").1 = true;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    cases
+}
+
+/// `--junit` writes a report a CI system reads, and `--shard K/N` partitions the jobs:
+/// the shards' test cases add up to the whole suite, each exactly once.
+#[test]
+fn junit_report_parses_and_shards_add_up() {
+    let dir = std::env::temp_dir().join(format!("picasso-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let whole = dir.join("whole.xml");
+    let scenarios = [
+        "scenarios/happy-path.toml",
+        "scenarios/bedrock-drop.toml",
+        "scenarios/network-refuse.toml",
+        "scenarios/gateway-status.toml",
+    ];
+    let mut args = vec!["run", "--policy", "all", "--junit", whole.to_str().unwrap()];
+    args.extend(scenarios);
+    let out = picasso_sim(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let all = junit_cases(&std::fs::read_to_string(&whole).unwrap());
+    assert_eq!(all.len(), scenarios.len() * 3);
+    assert!(
+        all.iter().any(|(n, _)| n == "happy-path::corrected"),
+        "{all:?}"
+    );
+    assert!(all.iter().all(|(_, failed)| !failed), "{all:?}");
+
+    let mut from_shards: Vec<String> = Vec::new();
+    for k in 1..=3 {
+        let file = dir.join(format!("shard{k}.xml"));
+        let shard = format!("{k}/3");
+        let mut args = vec![
+            "run",
+            "--policy",
+            "all",
+            "--shard",
+            &shard,
+            "--junit",
+            file.to_str().unwrap(),
+        ];
+        args.extend(scenarios);
+        assert_eq!(picasso_sim(&args).status.code(), Some(0));
+        from_shards.extend(
+            junit_cases(&std::fs::read_to_string(&file).unwrap())
+                .into_iter()
+                .map(|(n, _)| n),
+        );
+    }
+    let mut whole_names: Vec<String> = all.into_iter().map(|(n, _)| n).collect();
+    whole_names.sort();
+    from_shards.sort();
+    assert_eq!(from_shards, whole_names);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The as-written and naive-fix policies break invariants by design: `run` reports
+/// those defects as expected and does not fail; only the corrected policy must be clean.
+#[test]
+fn defective_policies_show_their_defects_without_failing_the_run() {
+    let out = picasso_sim(&["run", "scenarios/happy-path.toml", "--policy", "as-written"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("expected defects"), "{stdout}");
+}
+
+/// `demo` lists the demos; `demo NAME` shows the three policies side by side.
+#[test]
+fn demo_lists_and_runs() {
+    let list = picasso_sim(&["demo"]);
+    assert_eq!(list.status.code(), Some(0));
+    let listing = text(&list.stdout);
+    for name in [
+        "mid-stream-drop",
+        "throttling",
+        "slow-first-token",
+        "stream-cap",
+        "rate-limit",
+        "happy-path",
+    ] {
+        assert!(listing.contains(name), "{name} missing from:\n{listing}");
+    }
+    let out = picasso_sim(&["demo", "mid-stream-drop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let header = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("time"))
+        .expect("a timeline header");
+    assert!(
+        header.contains("as-written")
+            && header.contains("naive-fix")
+            && header.contains("corrected"),
+        "{header}"
+    );
+    assert!(shown.contains("── corrected ──"), "{shown}");
+    assert_eq!(
+        picasso_sim(&["demo", "no-such-demo"]).status.code(),
+        Some(2)
+    );
+}
+
+/// `rollout` on the embedded rehearsal: streaming's time to first text well below the
+/// regular chat's, every step passes; with the injected error rate raised above 1 %
+/// the verdict flips to roll back (exit 1).
+#[test]
+fn rollout_tells_the_documents_story_and_rolls_back_on_errors() {
+    let html = std::env::temp_dir().join(format!("picasso-rollout-{}.html", std::process::id()));
+    let out = picasso_sim(&["rollout", "--html", html.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("rollout complete"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("time to first text, p50"))
+        .expect("a TTFT summary");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (stream, regular) = (numbers[1], numbers[2]);
+    assert!(
+        stream * 2 < regular,
+        "streaming {stream} ms vs regular {regular} ms: {line}"
+    );
+    let report = std::fs::read_to_string(&html).unwrap();
+    assert!(report.contains("<svg") && report.contains("proceed"));
+    let _ = std::fs::remove_file(&html);
+
+    // Same rehearsal, but the network drops 5 % of streams.
+    let scenario = std::fs::read_to_string(repo_root().join("scenarios/rollout.toml"))
+        .unwrap()
+        .replace("probability = 0.004", "probability = 0.05");
+    let file = std::env::temp_dir().join(format!("picasso-rollout-{}.toml", std::process::id()));
+    std::fs::write(&file, scenario).unwrap();
+    let out = picasso_sim(&["rollout", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("ROLL BACK"), "{stdout}");
+    assert!(stdout.contains("error_rate"), "{stdout}");
+}
+
+/// `serve` brings up the three servers on loopback, wired together, prints what a
+/// widget needs, serves the demo page, and stops cleanly on SIGTERM.
+#[test]
+fn serve_answers_on_loopback_and_stops_cleanly() {
+    let served = Served::start(&[]);
+    assert!(
+        served.banner.contains("fo85e6a06dcdf4"),
+        "{}",
+        served.banner
+    );
+    let (status, body) = http_get(&format!(
+        "{}/Master_Function?action=get_config&t=fo85e6a06dcdf4",
+        served.master_url
+    ));
+    assert_eq!(status, 200, "{body}");
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        config["endpoints"]["streaming"],
+        format!("{}/", served.gateway_url)
+    );
+    assert!(
+        config["allowed_origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.as_str() == Some(served.master_url.as_str()))
+    );
+    let (status, page) = http_get(&format!("{}/", served.master_url));
+    assert_eq!(status, 200);
+    assert!(page.contains("EventSource"));
+    let (status, journal) = http_get(&format!("{}/__admin/requests", served.bedrock_url));
+    assert_eq!(status, 200);
+    assert!(journal.trim_start().starts_with('['), "{journal}");
+    assert_eq!(served.stop(), Some(0));
+}
+
+/// `serve` on a scenario file reloads it when the file changes.
+#[test]
+fn serve_reloads_a_changed_scenario() {
+    let file = std::env::temp_dir().join(format!("picasso-serve-{}.toml", std::process::id()));
+    let original = std::fs::read_to_string(repo_root().join("scenarios/happy-path.toml")).unwrap();
+    std::fs::write(&file, &original).unwrap();
+    let served = Served::start(&[file.to_str().unwrap()]);
+    let config_url = format!(
+        "{}/Master_Function?action=get_config&t=au47d9f8e2c31b",
+        served.master_url
+    );
+    let (_, before) = http_get(&config_url);
+    assert!(before.contains("\"streaming_enabled\":false"), "{before}");
+    // Modification times can be coarse: make sure the new one differs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let changed = original.replacen("streaming_enabled = false", "streaming_enabled = true", 1);
+    std::fs::write(&file, changed).unwrap();
+    let mut after = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        after = http_get(&config_url).1;
+        if after.contains("\"streaming_enabled\":true") {
+            break;
+        }
+    }
+    assert!(
+        after.contains("\"streaming_enabled\":true"),
+        "not reloaded: {after}"
+    );
+    let _ = std::fs::remove_file(&file);
 }

@@ -220,7 +220,7 @@ pub(crate) fn main() -> ExitCode {
 /// Logs to stderr, `RUST_LOG` to choose (default: warnings, and the servers' info lines).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,gateway=info,mock_master=info,mock_bedrock=info")
+        tracing_subscriber::EnvFilter::new("warn,gateway=info,mock_master=info,mock_bedrock=info,aws_smithy_runtime::client::http::connection_poisoning=off")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -172,7 +172,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     println!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
     println!(
-        "streaming gateway  {gateway_url}?tenant_hash=…&user_input=…&session_id=…&message_id=…"
+        "streaming gateway  {gateway_url}   (GET ?tenant_hash=…&user_input=…&session_id=…&message_id=…)"
     );
     println!("demo page          {master_url}/");
     println!("metrics            {master_url}/metrics  {gateway_url}metrics");

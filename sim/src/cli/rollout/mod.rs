@@ -68,9 +68,9 @@ pub(crate) fn run(path: Option<&Path>, html: Option<&Path>, seed: Option<u64>) -
                         &scenario.name
                     }
                 );
-                let rows: Vec<(StepMetrics, Decision)> = steps
+                let rows: Vec<(String, StepMetrics, Decision)> = steps
                     .iter()
-                    .map(|(_, m, d)| (m.clone(), d.clone()))
+                    .map(|(s, m, d)| (s.label.clone(), m.clone(), d.clone()))
                     .collect();
                 if let Err(e) = std::fs::write(html_path, report::html(&title, &rows)) {
                     eprintln!("error: cannot write {}: {e}", html_path.display());
@@ -97,7 +97,7 @@ fn plan_steps(scenario: &Scenario, plan: &Rollout) -> Vec<Step> {
         .steps
         .iter()
         .map(|p| Step {
-            label: format!("{} {p} %", plan.tenant),
+            label: format!("{} {p} %", tenant_name(scenario, &plan.tenant)),
             percentage: *p,
             tenants: vec![plan.tenant.clone()],
         })
@@ -116,6 +116,15 @@ fn plan_steps(scenario: &Scenario, plan: &Rollout) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// The tenant's name, or its hash when it has none.
+fn tenant_name<'a>(scenario: &'a Scenario, hash: &'a str) -> &'a str {
+    scenario
+        .tenant(hash)
+        .map(|t| t.name.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(hash)
 }
 
 /// Runs the steps in order, stopping after the first rollback.

@@ -11,7 +11,7 @@ const ERROR: &str = "#dc2626";
 const FALLBACK: &str = "#7c3aed";
 
 /// Renders the whole report.
-pub(crate) fn html(title: &str, steps: &[(StepMetrics, Decision)]) -> String {
+pub(crate) fn html(title: &str, steps: &[(String, StepMetrics, Decision)]) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -23,8 +23,8 @@ th{{background:#f3f4f6}}td.l,th.l{{text-align:left}}.rollback{{color:{ERROR};fon
 </head><body><h1>{t}</h1>",
         t = escape(title)
     );
-    page.push_str("<h2>Steps and verdicts</h2><table><tr><th>step</th><th>sessions</th><th>adoption</th><th>streams</th><th>error rate</th><th>fallback rate</th><th>visible errors</th><th>TTFT p50 stream / regular</th><th>TTFT p99 stream / regular</th><th class=\"l\">verdict</th></tr>");
-    for (m, d) in steps {
+    page.push_str("<h2>Steps and verdicts</h2><table><tr><th class=\"l\">step</th><th>sessions</th><th>adoption</th><th>streams</th><th>error rate</th><th>fallback rate</th><th>visible errors</th><th>TTFT p50 stream / regular</th><th>TTFT p99 stream / regular</th><th class=\"l\">verdict</th></tr>");
+    for (label, m, d) in steps {
         let class = match d.verdict {
             super::decision::Verdict::Proceed => "proceed",
             super::decision::Verdict::RollBack => "rollback",
@@ -32,8 +32,8 @@ th{{background:#f3f4f6}}td.l,th.l{{text-align:left}}.rollback{{color:{ERROR};fon
         };
         let _ = write!(
             page,
-            "<tr><td>{:.0} %</td><td>{}</td><td>{:.1} %</td><td>{}</td><td>{:.2} %</td><td>{:.2} %</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td class=\"l {class}\">{}{}</td></tr>",
-            m.percentage,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.1} %</td><td>{}</td><td>{:.2} %</td><td>{:.2} %</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td class=\"l {class}\">{}{}</td></tr>",
+            escape(label),
             m.sessions,
             m.adoption() * 100.0,
             m.streaming_started,
@@ -57,15 +57,15 @@ th{{background:#f3f4f6}}td.l,th.l{{text-align:left}}.rollback{{color:{ERROR};fon
     page.push_str(&ttft_chart(steps));
     page.push_str("<h2>Error and fallback rates per step</h2><p>Streaming failures and fallbacks per stream started; the dashed line is the document's 1 % rollback threshold.</p>");
     page.push_str(&rate_chart(steps));
-    if let Some((last, _)) = steps
+    if let Some((label, last, _)) = steps
         .iter()
         .rev()
-        .find(|(m, _)| !m.ttft_stream_ms.is_empty() || !m.ttft_regular_ms.is_empty())
+        .find(|(_, m, _)| !m.ttft_stream_ms.is_empty() || !m.ttft_regular_ms.is_empty())
     {
         let _ = write!(
             page,
-            "<h2>Distribution of time to first text at {:.0} %</h2>",
-            last.percentage
+            "<h2>Distribution of time to first text: {}</h2>",
+            escape(label)
         );
         page.push_str(&histogram(last));
     }
@@ -140,12 +140,12 @@ fn legend(out: &mut String, items: &[(&str, &str)]) {
     }
 }
 
-fn ttft_chart(steps: &[(StepMetrics, Decision)]) -> String {
+fn ttft_chart(steps: &[(String, StepMetrics, Decision)]) -> String {
     let mut out = String::new();
     svg_open(&mut out, "time to first text per step");
     let values: Vec<[Option<u64>; 4]> = steps
         .iter()
-        .map(|(m, _)| {
+        .map(|(_, m, _)| {
             [
                 quantile(&m.ttft_stream_ms, 0.5),
                 quantile(&m.ttft_stream_ms, 0.95),
@@ -167,7 +167,7 @@ fn ttft_chart(steps: &[(StepMetrics, Decision)]) -> String {
     let group = (W - LEFT) / steps.len().max(1) as f64;
     let colors = [STREAM, "#93c5fd", REGULAR, "#fcd34d"];
     let names = ["stream p50", "stream p95", "regular p50", "regular p95"];
-    for (i, ((m, _), vals)) in steps.iter().zip(&values).enumerate() {
+    for (i, ((label, m, _), vals)) in steps.iter().zip(&values).enumerate() {
         let x0 = LEFT + group * i as f64 + group * 0.1;
         let w = group * 0.8 / 4.0;
         for (j, v) in vals.iter().enumerate() {
@@ -185,10 +185,10 @@ fn ttft_chart(steps: &[(StepMetrics, Decision)]) -> String {
         }
         let _ = write!(
             out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0} %</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             x0 + group * 0.4,
             H - BOTTOM + 16.0,
-            m.percentage
+            escape(label)
         );
     }
     legend(
@@ -204,12 +204,12 @@ fn ttft_chart(steps: &[(StepMetrics, Decision)]) -> String {
     out
 }
 
-fn rate_chart(steps: &[(StepMetrics, Decision)]) -> String {
+fn rate_chart(steps: &[(String, StepMetrics, Decision)]) -> String {
     let mut out = String::new();
     svg_open(&mut out, "error and fallback rates per step");
     let max = steps
         .iter()
-        .map(|(m, _)| m.error_rate().max(m.fallback_rate()))
+        .map(|(_, m, _)| m.error_rate().max(m.fallback_rate()))
         .fold(0.02, f64::max)
         * 1.1;
     axis(&mut out, max, |v| format!("{:.1} %", v * 100.0));
@@ -219,7 +219,7 @@ fn rate_chart(steps: &[(StepMetrics, Decision)]) -> String {
         "<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{threshold_y:.1}\" y2=\"{threshold_y:.1}\" stroke=\"{ERROR}\" stroke-dasharray=\"6 4\"/>"
     );
     let group = (W - LEFT) / steps.len().max(1) as f64;
-    for (i, (m, _)) in steps.iter().enumerate() {
+    for (i, (label, m, _)) in steps.iter().enumerate() {
         let x0 = LEFT + group * i as f64 + group * 0.2;
         let w = group * 0.6 / 2.0;
         bar(
@@ -250,10 +250,10 @@ fn rate_chart(steps: &[(StepMetrics, Decision)]) -> String {
         );
         let _ = write!(
             out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0} %</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             x0 + w,
             H - BOTTOM + 16.0,
-            m.percentage
+            escape(label)
         );
     }
     legend(
