@@ -214,15 +214,52 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// The error and its sources on one line. The SDK's errors often repeat their
+/// source's text in their own, so a source already said is not said again.
 fn display_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn chains_say_each_cause_once() {
+        let err = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error: dropped",
+                Some(Box::new(Layer("dropped", None))),
+            ))),
+        );
+        assert_eq!(display_chain(&err), "dispatch failure: io error: dropped");
+    }
 }
 
 /// Asks for the whole answer at once (`Converse`): the regular chat.
