@@ -76,12 +76,15 @@ impl World {
                 VirtualTime::new(),
             )),
         };
-        let master = crate::stub_master::app(
+        let master_state = mock_master::MasterState::new(
             scenario.clone(),
-            CHAT_URL.to_owned(),
-            Some(STREAM_URL.to_owned()),
-            bedrock_client::build_client(&config, runtime()),
+            mock_master::MasterOptions {
+                chat_url: CHAT_URL.to_owned(),
+                streaming_url: Some(STREAM_URL.to_owned()),
+                bedrock: bedrock_client::build_client(&config, runtime()),
+            },
         );
+        let master = mock_master::app(master_state);
         let gateway_state = gateway::GatewayState::new(
             scenario.clone(),
             gateway::GatewayOptions {
@@ -167,7 +170,7 @@ pub struct SessionResult {
     pub tenant: String,
     /// Whether the browser had `EventSource`.
     pub event_source: bool,
-    /// Whether the widget got a config.
+    /// Whether the widget got a config (a failed load falls back to the regular chat).
     pub config_loaded: bool,
     /// The messages, in send order.
     pub messages: Vec<MessageRecord>,
@@ -334,7 +337,7 @@ pub(crate) async fn run_session(
         id: session.id.clone(),
         tenant: session.tenant.clone(),
         event_source: session.event_source,
-        config_loaded: config_at.is_some(),
+        config_loaded: widget.has_config(),
         messages: widget.records(),
         metrics: widget.metrics(),
         leaks,

@@ -15,7 +15,6 @@ pub mod inproc;
 pub mod invariants;
 pub mod simulator;
 pub mod sse_parser;
-mod stub_master;
 pub mod widget;
 
 pub use invariants::{Property, Violation};

@@ -405,8 +405,16 @@ impl Widget {
         }
     }
 
-    /// The streaming decision of the session, once the config is known
-    /// (`None` before; for as-written it is per message, so the last one).
+    /// Whether a config was actually received (not just attempted).
+    pub fn has_config(&self) -> bool {
+        let state = match self {
+            Widget::Hook(h) => &h.config_state,
+            Widget::Corrected(c) => &c.config_state,
+        };
+        state.as_ref().is_some_and(|s| s.config.is_some())
+    }
+
+    /// Whether the config request has ended, with a config or without one.
     pub fn config_loaded(&self) -> bool {
         match self {
             Widget::Hook(h) => h.config_state.is_some(),
