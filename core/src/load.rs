@@ -405,10 +405,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
             );
         }
         if f.kind.needs_delay() && f.delay_ms.is_none() {
-            err(
-                p.clone(),
-                format!("`{}` needs `delay_ms`", f.kind.as_str()),
-            );
+            err(p.clone(), format!("`{}` needs `delay_ms`", f.kind.as_str()));
         }
         if f.delay_ms.is_some() && !f.kind.needs_delay() && f.kind != FaultKind::Stall {
             err(
