@@ -54,7 +54,7 @@ const DEMOS: &[Demo] = &[
     demo!(
         "stream-cap",
         "stream-time-cap.toml",
-        "A 40 s answer meets the gateway's 30 s cap: STREAM_004, then the widget falls back."
+        "A 40 s answer meets the gateway's 30 s cap: STREAM_004; the fallback chat is as slow and times out too, so the user sees a clear error."
     ),
     demo!(
         "rate-limit",
