@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Served, http_get};
+use common::{Served, http, http_get};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -369,4 +369,52 @@ fn serve_reloads_a_changed_scenario() {
         "not reloaded: {after}"
     );
     let _ = std::fs::remove_file(&file);
+}
+
+/// `PUT /__admin/scenario` on the Master's port replaces the scenario in all three
+/// servers; a broken one is refused with its diagnostics and the old one stays.
+#[test]
+fn serve_admin_replaces_the_scenario_everywhere() {
+    let served = Served::start(&[]);
+    let config_url = format!(
+        "{}/Master_Function?action=get_config&t=au47d9f8e2c31b",
+        served.master_url
+    );
+    assert!(
+        http_get(&config_url)
+            .1
+            .contains("\"streaming_enabled\":false")
+    );
+    let admin = format!("{}/__admin/scenario", served.master_url);
+
+    let (status, body) = http(
+        "PUT",
+        &admin,
+        "seed = 1\n[[tenants]]\nhash = \"au47d9f8e2c31b\"\nstreaming_percentage = 140\n",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("<admin>:4:24: tenants[0].streaming_percentage"),
+        "{body}"
+    );
+    assert!(
+        http_get(&config_url)
+            .1
+            .contains("\"streaming_enabled\":false")
+    );
+
+    let (status, _) = http(
+        "PUT",
+        &admin,
+        "seed = 1\n[[tenants]]\nhash = \"au47d9f8e2c31b\"\nstreaming_enabled = true\nstreaming_percentage = 100\n",
+    );
+    assert_eq!(status, 204);
+    let config = http_get(&config_url).1;
+    assert!(config.contains("\"streaming_enabled\":true"), "{config}");
+    let (status, current) = http_get(&admin);
+    assert_eq!(status, 200);
+    assert!(current.contains("streaming_percentage = 100"), "{current}");
+    // Mock Bedrock got it too: its scenario has the one tenant.
+    let (_, bedrock) = http_get(&format!("{}/__admin/scenario", served.bedrock_url));
+    assert!(!bedrock.contains("fo85e6a06dcdf4"), "{bedrock}");
 }

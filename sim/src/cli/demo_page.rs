@@ -6,60 +6,16 @@
 //! and reloads all three servers, so every fault kind works the way the scenario
 //! file would make it work.
 
+use super::world::World;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gateway::GatewayState;
-use mock_bedrock::MockState;
-use mock_master::MasterState;
-use picasso_core::Scenario;
 use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
 use serde::Deserialize;
-use std::sync::{Arc, Mutex};
 
 const PAGE: &str = include_str!("../../assets/demo.html");
-
-/// Everything the demo API touches.
-#[derive(Debug, Clone)]
-pub(crate) struct World {
-    /// The running scenario (with the faults armed so far).
-    pub scenario: Arc<Mutex<Scenario>>,
-    /// Mock Bedrock's state.
-    pub bedrock: MockState,
-    /// The Master Function's state.
-    pub master: MasterState,
-    /// The gateway's state.
-    pub gateway: GatewayState,
-    /// The page's own origin, added to every tenant's allowed origins.
-    pub demo_origin: String,
-}
-
-impl World {
-    /// Replaces the scenario in all three servers.
-    pub(crate) fn reload(&self, scenario: Scenario) {
-        let scenario = with_demo_origins(scenario, &self.demo_origin);
-        self.bedrock.set_scenario(scenario.clone());
-        self.master.load_scenario(scenario.clone());
-        self.gateway.load_scenario(scenario.clone());
-        *self.scenario.lock().unwrap_or_else(|e| e.into_inner()) = scenario;
-    }
-}
-
-/// Adds the demo page's origin (and its `localhost` spelling) to every tenant, so the
-/// page can open streams for any tenant; `serve` says so when it starts.
-pub(crate) fn with_demo_origins(mut scenario: Scenario, origin: &str) -> Scenario {
-    let alias = origin.replace("127.0.0.1", "localhost");
-    for tenant in &mut scenario.tenants {
-        for o in [origin, alias.as_str()] {
-            if !tenant.allowed_origins.iter().any(|a| a == o) {
-                tenant.allowed_origins.push(o.to_owned());
-            }
-        }
-    }
-    scenario
-}
 
 /// The page and its API.
 pub(crate) fn router(world: World) -> Router {
@@ -225,6 +181,7 @@ async fn arm(State(world): State<World>, Json(arm): Json<Arm>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use picasso_core::Scenario;
 
     #[test]
     fn demo_origins_are_added_once() {

@@ -10,6 +10,7 @@ mod run;
 mod schema;
 mod serve;
 mod validate;
+mod world;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use picasso_sim::Policy;

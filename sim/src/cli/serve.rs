@@ -1,6 +1,7 @@
 //! `picasso-sim serve [SCENARIO]`: mock Bedrock, the Master Function and the streaming
 //! gateway on loopback, wired to each other, plus the demo page, until Ctrl-C.
 //!
+//! `PUT /__admin/scenario` on the Master's port replaces the scenario in all three.
 //! The scenario file is watched (its modification time, polled once a second: no
 //! platform file-watcher needed) and reloaded into all three servers when it changes
 //! and still validates; a file that no longer validates is reported and the running
@@ -8,6 +9,7 @@
 
 use super::Status;
 use super::demo_page;
+use super::world::{self, World};
 use anyhow::Context;
 use bedrock_client::{BedrockConfig, Runtime, build_client};
 use gateway::{GatewayOptions, GatewayState, HttpConfigSource};
@@ -125,7 +127,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let gateway_listener = bind(config.host, config.gateway_port, "gateway").await?;
     let master_url = format!("http://{}", master_listener.local_addr()?);
     let gateway_url = format!("http://{}/", gateway_listener.local_addr()?);
-    let scenario = demo_page::with_demo_origins(scenario, &master_url);
+    let scenario = world::with_demo_origins(scenario, &master_url);
 
     let master_state = MasterState::new(
         scenario.clone(),
@@ -142,7 +144,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             bedrock,
         },
     );
-    let world = demo_page::World {
+    let world = World {
         scenario: Arc::new(std::sync::Mutex::new(scenario.clone())),
         bedrock: bedrock_state.clone(),
         master: master_state.clone(),
@@ -153,7 +155,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     {
         let (state, stop) = (master_state.clone(), shutdown.clone());
         // The demo page shares the Master's origin, so its own calls need no CORS.
-        let router = mock_master::app(state).merge(demo_page::router(world.clone()));
+        let router = mock_master::app(state)
+            .merge(demo_page::router(world.clone()))
+            .merge(world::admin_routes(world.clone()));
         tasks.spawn(async move {
             axum::serve(master_listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
@@ -219,7 +223,7 @@ async fn wait_for_signal() {
 }
 
 /// Reloads the scenario into every server when the file changes and still validates.
-async fn watch(path: PathBuf, world: demo_page::World, shutdown: CancellationToken) {
+async fn watch(path: PathBuf, world: World, shutdown: CancellationToken) {
     let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut last: Option<SystemTime> = modified(&path);
     let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -107,6 +107,11 @@ impl Drop for Served {
 
 /// A plain HTTP/1.1 GET; returns status and body. Enough for a smoke test, no client crate.
 pub fn http_get(url: &str) -> (u16, String) {
+    http("GET", url, "")
+}
+
+/// A plain HTTP/1.1 request with a body (`Content-Length`, no chunking).
+pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
         .split_once('/')
@@ -117,7 +122,8 @@ pub fn http_get(url: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = String::new();
