@@ -184,21 +184,6 @@ mod tests {
     use picasso_core::Scenario;
 
     #[test]
-    fn demo_origins_are_added_once() {
-        let s = with_demo_origins(Scenario::default_scenario(), "http://127.0.0.1:4100");
-        let s = with_demo_origins(s, "http://127.0.0.1:4100");
-        let origins = &s.tenants[0].allowed_origins;
-        assert_eq!(
-            origins
-                .iter()
-                .filter(|o| *o == "http://127.0.0.1:4100")
-                .count(),
-            1
-        );
-        assert!(origins.iter().any(|o| o == "http://localhost:4100"));
-    }
-
-    #[test]
     fn every_preset_is_a_valid_fault() {
         let mut scenario = Scenario::default_scenario();
         for build in PRESETS.iter().filter_map(|p| p.build) {
