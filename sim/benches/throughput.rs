@@ -1,21 +1,21 @@
 //! Simulated messages per second on one core, the whole stack in-process (widget,
 //! gateway, Master, mock Bedrock through the AWS SDK), and simulated seconds per wall
-//! second. `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES]`.
+//! second. `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS]`.
 
 use picasso_core::Scenario;
 use picasso_core::scenario::{Answer, Message, Pacing, Session};
 use picasso_sim::{Policy, RunOptions, run_with};
 use std::time::Instant;
 
-fn population(sessions: usize, messages: usize) -> Scenario {
+fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {
     let mut s = Scenario::default_scenario();
     s.name = "bench".into();
     s.faults.clear();
     let mut a = Answer::unscripted();
     a.id = "twenty".into();
-    // 20 tokens.
+    // `tokens` word tokens, paced like a fast model.
     a.text = Some(
-        (0..20)
+        (0..tokens)
             .map(|i| format!("w{i}"))
             .collect::<Vec<_>>()
             .join(" "),
@@ -54,7 +54,8 @@ fn main() {
         .collect();
     let sessions = args.first().copied().unwrap_or(2_000);
     let messages = args.get(1).copied().unwrap_or(5);
-    let scenario = population(sessions, messages);
+    let tokens = args.get(2).copied().unwrap_or(20);
+    let scenario = population(sessions, messages, tokens);
     let options = RunOptions {
         transcript: false,
         check: false,
@@ -72,7 +73,7 @@ fn main() {
         let n = sessions * messages;
         let sim_s = outcome.end_ms as f64 / 1000.0;
         println!(
-            "{:<10} {n} messages (20 tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
+            "{:<10} {n} messages ({tokens} tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
             policy.name(),
             n as f64 / wall,
             sim_s / wall,
