@@ -41,6 +41,7 @@ pub mod answers;
 pub mod error;
 pub mod eventstream;
 pub mod faults;
+pub mod in_process;
 pub mod journal;
 pub mod operations;
 pub mod request;

@@ -8,7 +8,7 @@
 //! widget aborts their request (which drops the response body, so the gateway and
 //! Bedrock see the client leave) and when the session ends.
 
-use crate::inproc::{RouterConfigSource, RouterHttpClient, VirtualTime};
+use crate::inproc::{RouterConfigSource, VirtualTime};
 use crate::widget::{
     ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Policy, ReqId, SessionCtx, Widget,
 };
@@ -16,6 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use bedrock_client::{BedrockConfig, Runtime};
 use http_body_util::BodyExt;
+use mock_bedrock::in_process;
 use picasso_core::scenario::{Scenario, Session};
 use picasso_core::wire::ChatRequest;
 use std::collections::BTreeMap;
@@ -66,9 +67,7 @@ impl World {
         let mut config = BedrockConfig::mock(BEDROCK_URL);
         config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
         let runtime = || Runtime {
-            http_client: Some(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
-                RouterHttpClient::new(bedrock_router.clone()),
-            )),
+            http_client: Some(in_process::http_client(bedrock_router.clone())),
             sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
                 aws_smithy_async::rt::sleep::TokioSleep::new(),
             )),
