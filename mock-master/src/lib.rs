@@ -32,7 +32,7 @@ mod testing;
 
 pub use error::MasterError;
 pub use faults::ConnectionDropped;
-pub use server::serve;
+pub use server::{serve, serve_router};
 pub use state::{MasterOptions, MasterState, config_of};
 
 /// The Master's router: `/Master_Function` (GET, POST, OPTIONS) and `/metrics`.

@@ -30,7 +30,20 @@ pub async fn serve(
     state: MasterState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let router = crate::app(state);
+    serve_router(listener, crate::app(state), shutdown).await
+}
+
+/// As [`serve`], for a host that adds routes of its own to the Master's (`picasso-sim
+/// serve` adds its demo page): a scripted `drop` still closes the connection for real.
+///
+/// # Errors
+///
+/// None today: accept errors are logged and retried.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

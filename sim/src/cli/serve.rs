@@ -159,9 +159,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .merge(demo_page::router(world.clone()))
             .merge(world::admin_routes(world.clone()));
         tasks.spawn(async move {
-            axum::serve(master_listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            mock_master::serve_router(master_listener, router, stop.cancelled_owned()).await
         });
     }
     {
