@@ -49,6 +49,8 @@ pub(crate) struct JobResult {
     pub violations: Vec<String>,
     /// Counts.
     pub summary: Summary,
+    /// One line per message: how it was sent and what the user saw.
+    pub seen: Vec<String>,
     /// The simulation could not run, or was not deterministic.
     pub error: Option<String>,
     /// Wall time.
@@ -195,6 +197,7 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
         transcript: String::new(),
         violations: Vec::new(),
         summary: Summary::default(),
+        seen: Vec::new(),
         error: None,
         wall: Duration::ZERO,
     };
@@ -202,6 +205,10 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
         Ok(outcome) => {
             result.violations = outcome.violations.iter().map(ToString::to_string).collect();
             result.summary = summarize(&outcome);
+            result.seen = outcome
+                .messages()
+                .map(|(session, m)| seen(session, m))
+                .collect();
             if check_determinism {
                 match picasso_sim::run_scenario(&job.scenario, job.policy) {
                     Ok(again) if again.transcript == outcome.transcript => {}
@@ -218,6 +225,34 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
     }
     result.wall = start.elapsed();
     result
+}
+
+/// What the user saw of one message, in words.
+fn seen(session: &str, m: &picasso_sim::widget::MessageRecord) -> String {
+    use picasso_sim::widget::{Mode, Source, Terminal};
+    let clip = |t: &str| {
+        if t.chars().count() <= 60 {
+            format!("{t:?}")
+        } else {
+            format!("{:?}…", t.chars().take(59).collect::<String>())
+        }
+    };
+    let how = match (m.mode, &m.terminal) {
+        (Mode::Stream, Some(Terminal::Complete(Source::Stream))) => "streamed".to_owned(),
+        (Mode::Stream, Some(Terminal::Complete(Source::Post))) => {
+            "stream failed, fell back to the regular chat".to_owned()
+        }
+        (Mode::Regular, Some(Terminal::Complete(_))) => "regular chat".to_owned(),
+        (_, Some(Terminal::Failed { code })) => format!("failed, the user sees error {code}"),
+        (_, Some(Terminal::Cancelled)) => "cancelled (page closed)".to_owned(),
+        (_, None) => "never ended".to_owned(),
+    };
+    let shown = if m.final_text.is_empty() {
+        "nothing shown".to_owned()
+    } else {
+        clip(&m.final_text)
+    };
+    format!("{session}/{}: {how}: {shown}", m.id)
 }
 
 fn summarize(outcome: &picasso_sim::Outcome) -> Summary {

@@ -73,6 +73,13 @@ pub(crate) fn run(config: RunConfig) -> Status {
             return Status::InputError;
         }
     };
+    if config.scenarios.is_empty() {
+        let default = picasso_core::Scenario::default_scenario();
+        println!(
+            "No scenario file given: running the embedded default scenario, {:?}:\n  {}\n",
+            default.name, default.description
+        );
+    }
     let total = jobs.len();
     let jobs: Vec<Job> = shard(jobs, config.shard);
     if let Some((k, n)) = config.shard {
@@ -90,6 +97,9 @@ pub(crate) fn run(config: RunConfig) -> Status {
         }
     }
     print_summary(&results);
+    if results.len() <= 3 {
+        print_seen(&results);
+    }
     if let Some(path) = &config.junit {
         if let Err(e) = junit::write(path, &results) {
             eprintln!(
@@ -154,6 +164,30 @@ fn print_summary(results: &[JobResult]) {
             "  replay: picasso-sim run {} --policy {} --replay",
             r.job.source,
             r.job.policy.name()
+        );
+    }
+}
+
+/// For a small run, what the user saw of each message, so the result reads without a transcript.
+fn print_seen(results: &[JobResult]) {
+    for r in results {
+        println!(
+            "\nWhat the user saw ({} · {}):",
+            r.job.name,
+            r.job.policy.name()
+        );
+        for line in &r.seen {
+            println!("  {line}");
+        }
+    }
+    if results.iter().all(JobResult::passed)
+        && results.iter().any(|r| r.job.policy == Policy::Corrected)
+    {
+        println!(
+            "\nThe corrected widget kept every invariant: one answer or one clear error per message, the scripted text\n\
+             exactly once, no second Bedrock call for a finished message, sticky rollout, limits held.\n\
+             Next: `picasso-sim demo` (faults, the three policies side by side), `picasso-sim run scenarios/ --policy all`,\n\
+             `picasso-sim serve` (the servers and a demo page for a real browser)."
         );
     }
 }
