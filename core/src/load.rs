@@ -256,6 +256,17 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
             format!("expected at most {}, got {}", i64::MAX, s.seed),
         );
     }
+    for (i, m) in s.models.iter().enumerate() {
+        if m.is_empty() || m.contains(char::is_whitespace) {
+            err(
+                format!("models[{i}]"),
+                format!(
+                    "expected a Bedrock model id such as {:?}, got {m:?}",
+                    crate::scenario::DEFAULT_MODEL
+                ),
+            );
+        }
+    }
     if s.tenants.is_empty() {
         err("tenants".into(), "expected at least one tenant".into());
     }

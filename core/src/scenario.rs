@@ -28,6 +28,12 @@ pub struct Scenario {
     #[serde(default)]
     #[schemars(range(max = 9_223_372_036_854_775_807u64))]
     pub seed: u64,
+    /// Model ids mock Bedrock knows. Empty: any well-formed id answers. Otherwise a
+    /// call for a model not listed here, nor any tenant's `streaming_model` or an
+    /// answer's `model`, gets Bedrock's `ValidationException` ("The provided model
+    /// identifier is invalid."); inference profiles (`us.…`) and ARNs name the model they end in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     /// The widget's tenants.
     pub tenants: Vec<Tenant>,
     /// Scripted Bedrock answers, tried in order: exact prompt, then pattern, then default.
@@ -752,6 +758,28 @@ impl Scenario {
             .expect("the embedded default scenario is valid (checked by a test)")
     }
 
+    /// Whether mock Bedrock answers calls for `model` (see [`Scenario::models`]).
+    pub fn knows_model(&self, model: &str) -> bool {
+        if self.models.is_empty() {
+            return true;
+        }
+        // An ARN names its resource after the last `/`; a cross-region inference
+        // profile puts a region group before the model id.
+        let resource = model.rsplit('/').next().unwrap_or(model);
+        let base = ["us.", "eu.", "apac.", "us-gov.", "global."]
+            .iter()
+            .find_map(|p| resource.strip_prefix(p))
+            .unwrap_or(resource);
+        let known = self
+            .models
+            .iter()
+            .chain(self.tenants.iter().map(|t| &t.streaming_model))
+            .chain(self.answers.iter().filter_map(|a| a.model.as_ref()));
+        known
+            .into_iter()
+            .any(|m| m == model || m == resource || m == base)
+    }
+
     /// The tenant with this hash.
     pub fn tenant(&self, hash: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.hash == hash)
@@ -804,6 +832,20 @@ mod tests {
         assert_eq!(texts.concat(), "Hello, how can I help?");
         assert!(pace("", Pacing::default()).is_empty());
         assert_eq!(pace("  a", Pacing::default())[0].text, "  a");
+    }
+
+    #[test]
+    fn model_catalogue() {
+        let mut s = Scenario::default_scenario();
+        assert!(s.knows_model("anything.at-all"));
+        s.models = vec!["amazon.nova-lite-v1:0".into()];
+        assert!(s.knows_model("amazon.nova-lite-v1:0"));
+        assert!(s.knows_model(DEFAULT_MODEL), "a tenant's model is known");
+        assert!(s.knows_model(&format!("us.{DEFAULT_MODEL}")));
+        assert!(s.knows_model(&format!(
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{DEFAULT_MODEL}"
+        )));
+        assert!(!s.knows_model("anthropic.claude-nonexistent-v9:0"));
     }
 
     #[test]

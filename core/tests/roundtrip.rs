@@ -195,14 +195,18 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 faults,
                 rollout,
                 Just(seed),
-                any::<bool>(),
+                (
+                    any::<bool>(),
+                    proptest::collection::vec("[a-z]{2,8}\\.[a-z0-9-]{2,12}(:[0-9])?", 0..3),
+                ),
             )
         })
         .prop_map(
-            |(tenants, answers, sessions, faults, rollout, seed, resume)| Scenario {
+            |(tenants, answers, sessions, faults, rollout, seed, (resume, models))| Scenario {
                 name: "generated".into(),
                 description: String::new(),
                 seed,
+                models,
                 tenants,
                 answers,
                 faults,

@@ -33,7 +33,18 @@ pub(crate) async fn answer(
 ) -> Response {
     let started = Instant::now();
     let attempt = request::attempt(headers);
-    let parsed = request::check_model_id(&model).and_then(|()| request::parse(op, headers, body));
+    let scenario = state.scenario();
+    let parsed = request::check_model_id(&model)
+        .and_then(|()| {
+            if scenario.knows_model(&model) {
+                Ok(())
+            } else {
+                Err(crate::ApiError::validation(
+                    "The provided model identifier is invalid.",
+                ))
+            }
+        })
+        .and_then(|()| request::parse(op, headers, body));
     let empty = ParsedRequest::default();
     let req = parsed.as_ref().unwrap_or(&empty);
     let facts = RequestFacts {

@@ -192,6 +192,44 @@ async fn unknown_operations_and_bad_bodies_get_bedrocks_errors() {
     assert!(journal.iter().all(|e| e.outcome == Outcome::Refused));
 }
 
+/// With a model catalogue in the scenario, an id outside it gets what Bedrock gives
+/// for a model it does not have; listed ids, and inference profiles of them, answer.
+#[tokio::test(start_paused = true)]
+async fn models_outside_the_catalogue_are_invalid() {
+    let mut s = scenario();
+    s.models = vec!["amazon.nova-lite-v1:0".into()];
+    let state = MockState::new(s);
+    let response = call(
+        &state,
+        post(
+            "/model/anthropic.claude-nope-v9%3A0/converse",
+            converse_body("Hi", "m1"),
+        ),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(
+        response.headers()["x-amzn-errortype"]
+            .to_str()
+            .unwrap()
+            .starts_with("ValidationException")
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["message"], "The provided model identifier is invalid.");
+    for model in ["amazon.nova-lite-v1%3A0", "us.amazon.nova-lite-v1%3A0"] {
+        let response = call(
+            &state,
+            post(
+                &format!("/model/{model}/converse"),
+                converse_body("Hi", "m2"),
+            ),
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), 200, "{model}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_same_requests_give_the_same_bytes() {
     async fn run() -> Vec<Bytes> {

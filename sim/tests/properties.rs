@@ -167,6 +167,7 @@ prop_compose! {
             name: "generated".into(),
             description: String::new(),
             seed,
+            models: Vec::new(),
             tenants: vec![a, b],
             answers: vec![answer],
             faults,
@@ -308,6 +309,7 @@ fn base() -> Scenario {
         name: "defect".into(),
         description: String::new(),
         seed: 7,
+        models: Vec::new(),
         tenants: vec![
             Tenant {
                 hash: TENANTS[0].into(),
