@@ -641,6 +641,10 @@ pub struct Limits {
     /// How long the gateway trusts a fetched tenant config.
     #[serde(default = "default_config_ttl_ms")]
     pub config_ttl_ms: u64,
+    /// A `:` comment line after this long without a frame on an open stream, so proxies
+    /// keep the connection (an `EventSource` shows no event for it); 0 for none.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
 }
 
 fn default_max_stream_ms() -> u64 {
@@ -658,6 +662,9 @@ fn default_max_input_chars() -> u32 {
 fn default_config_ttl_ms() -> u64 {
     5_000
 }
+fn default_heartbeat_ms() -> u64 {
+    15_000
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -667,6 +674,7 @@ impl Default for Limits {
             rate_window_ms: default_rate_window_ms(),
             max_input_chars: default_max_input_chars(),
             config_ttl_ms: default_config_ttl_ms(),
+            heartbeat_ms: default_heartbeat_ms(),
         }
     }
 }

@@ -115,12 +115,13 @@ pub fn drop_after(inner: Frames, n: u32) -> Frames {
     stream::unfold((Some(inner), 0u32), move |(inner, sent)| async move {
         let mut inner = inner?;
         let item = inner.next().await?;
-        if sent >= n {
+        if counts(&item) && sent >= n {
             drop(inner);
             tokio::task::yield_now().await;
             return Some((Err(EdgeError::Dropped), (None, sent)));
         }
-        Some((item, (Some(inner), sent + 1)))
+        let sent = sent + u32::from(counts(&item));
+        Some((item, (Some(inner), sent)))
     })
     .boxed()
 }
@@ -149,7 +150,8 @@ pub fn stall_after(
                 }
             }
             let item = inner.next().await?;
-            Some((item, (inner, sent + 1, shutdown)))
+            let sent = sent + u32::from(counts(&item));
+            Some((item, (inner, sent, shutdown)))
         },
     )
     .boxed()
@@ -162,9 +164,15 @@ pub fn malformed_after(inner: Frames, n: u32) -> Frames {
             return Some((Ok(sse::malformed()), (inner, sent + 1)));
         }
         let item = inner.next().await?;
-        Some((item, (inner, sent + 1)))
+        let sent = sent + u32::from(counts(&item));
+        Some((item, (inner, sent)))
     })
     .boxed()
+}
+
+/// Whether a chunk counts toward "after N frames": a heartbeat comment does not.
+fn counts(item: &Result<Bytes, EdgeError>) -> bool {
+    item.as_ref().is_ok_and(|b| !sse::is_comment(b))
 }
 
 /// Wraps a whole response's body in a frame-level fault (used by the network edge,

@@ -185,7 +185,10 @@ async fn checked(
         }
     };
 
-    let mut frames: Frames = frames.map(Ok).boxed();
+    let mut frames: Frames = sse::with_heartbeat(
+        frames.map(Ok).boxed(),
+        Duration::from_millis(limits.heartbeat_ms),
+    );
     if let Some(fault) = edge {
         let n = fault.after_tokens.unwrap_or(0);
         frames = match fault.kind {

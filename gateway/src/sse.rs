@@ -2,11 +2,42 @@
 //! `id: {message_id}:{seq}` then `data: {payload}` then a blank line, for every frame,
 //! `end` included. No `event:` field (the widget listens with `onmessage`), no `retry:`.
 
+use crate::faults::Frames;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use picasso_core::wire::{StreamFrame, event_id};
+use std::time::Duration;
+
+/// The heartbeat: a comment line and the blank line after it. The event-stream parser
+/// ignores it, so the page sees nothing, but proxies see traffic.
+pub const HEARTBEAT: &[u8] = b":\n\n";
+
+/// Whether a chunk is a comment (a heartbeat), not a frame: faults that strike "after
+/// N frames" do not count it.
+pub fn is_comment(chunk: &Bytes) -> bool {
+    chunk.first() == Some(&b':')
+}
+
+/// Sends [`HEARTBEAT`] whenever `every` passes without a chunk from `frames`
+/// (`widget-and-determinism.md` §B.7: a heartbeat every ~15 s); ends with `frames`.
+/// A zero period sends none.
+pub fn with_heartbeat(frames: Frames, every: Duration) -> Frames {
+    if every.is_zero() {
+        return frames;
+    }
+    futures_util::stream::unfold(frames, move |mut frames| async move {
+        tokio::select! {
+            biased;
+            // `next` is cancel-safe: a frame is never lost to the timer.
+            item = frames.next() => item.map(|item| (item, frames)),
+            _ = tokio::time::sleep(every) => Some((Ok(Bytes::from_static(HEARTBEAT)), frames)),
+        }
+    })
+    .boxed()
+}
 
 /// One frame on the wire: `id:` and `data:` lines and the blank line that dispatches it.
 ///
@@ -44,6 +75,37 @@ pub fn response(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Silence is filled with heartbeats at the period, counted from the last chunk.
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_fill_silence_and_stop_with_the_stream() {
+        let frames: Frames = futures_util::stream::unfold(0u8, |i| async move {
+            let delay = if i == 0 { 40_000 } else { 1_000 };
+            (i < 2).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Some((Ok(Bytes::from(format!("f{i}"))), i + 1))
+        })
+        .boxed();
+        let start = tokio::time::Instant::now();
+        let got: Vec<(u64, String)> = with_heartbeat(frames, Duration::from_millis(15_000))
+            .map(|b| {
+                (
+                    start.elapsed().as_millis() as u64,
+                    String::from_utf8(b.unwrap().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+            .await;
+        let expected: Vec<(u64, String)> = vec![
+            (15_000, ":\n\n".into()),
+            (30_000, ":\n\n".into()),
+            (40_000, "f0".into()),
+            (41_000, "f1".into()),
+        ];
+        assert_eq!(got, expected);
+        assert!(is_comment(&Bytes::from_static(HEARTBEAT)));
+        assert!(!is_comment(&Bytes::from_static(b"id: m:0\n")));
+    }
 
     #[test]
     fn frames_carry_id_and_data_lines() {

@@ -681,7 +681,13 @@ async fn stream_task(
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    line(&log, &who, &format!("frame {}", compact_frame(&data)));
+                    let what = if data.first() == Some(&b':') {
+                        // A comment: the gateway's heartbeat. The page sees no event.
+                        "heartbeat comment".to_owned()
+                    } else {
+                        format!("frame {}", compact_frame(&data))
+                    };
+                    line(&log, &who, &what);
                     let _ = tx.send(Input::StreamBody {
                         conn,
                         bytes: data.to_vec(),
