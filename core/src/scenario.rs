@@ -793,21 +793,50 @@ impl Scenario {
         self.tenants.iter().find(|t| t.hash == hash)
     }
 
+    /// The scripted answer for a prompt to a model (see [`AnswerBook::answer_for`]).
+    /// Compiles the patterns on every call: servers keep an [`AnswerBook`] instead.
+    pub fn answer_for(&self, model: &str, prompt: &str) -> Option<Answer> {
+        AnswerBook::new(&self.answers)
+            .answer_for(model, prompt)
+            .cloned()
+    }
+}
+
+/// A scenario's answers with their patterns compiled once, so picking the answer for a
+/// request costs no regex compilation.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerBook {
+    entries: Vec<(Answer, Option<regex::Regex>)>,
+}
+
+impl AnswerBook {
+    /// The book of `answers`, in order. A pattern that does not compile (validation
+    /// refuses those) matches nothing.
+    pub fn new(answers: &[Answer]) -> AnswerBook {
+        let entries = answers
+            .iter()
+            .map(|a| {
+                (
+                    a.clone(),
+                    a.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok()),
+                )
+            })
+            .collect();
+        AnswerBook { entries }
+    }
+
     /// The scripted answer for a prompt to a model: an exact prompt match first, then
     /// the first pattern that matches, then the first default; `None` if nothing matches.
     pub fn answer_for(&self, model: &str, prompt: &str) -> Option<&Answer> {
-        let for_model = |a: &&Answer| a.model.as_deref().is_none_or(|m| m == model);
-        let answers = || self.answers.iter().filter(for_model);
-        answers()
-            .find(|a| a.prompt.as_deref() == Some(prompt))
-            .or_else(|| {
-                answers().find(|a| {
-                    a.pattern
-                        .as_deref()
-                        .is_some_and(|p| regex::Regex::new(p).is_ok_and(|re| re.is_match(prompt)))
-                })
-            })
-            .or_else(|| answers().find(|a| a.is_default()))
+        let for_model = |(a, _): &&(Answer, Option<regex::Regex>)| {
+            a.model.as_deref().is_none_or(|m| m == model)
+        };
+        let entries = || self.entries.iter().filter(for_model);
+        entries()
+            .find(|(a, _)| a.prompt.as_deref() == Some(prompt))
+            .or_else(|| entries().find(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(prompt))))
+            .or_else(|| entries().find(|(a, _)| a.is_default()))
+            .map(|(a, _)| a)
     }
 }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use picasso_core::fault::RequestFacts;
 use picasso_core::rng;
-use picasso_core::scenario::{Answer, Scenario, Token};
+use picasso_core::scenario::{Answer, AnswerBook, Token};
 use tokio::time::{Duration, Instant, sleep_until};
 
 /// The request id of the `seq`-th request under `seed`: the same on every run.
@@ -84,7 +84,7 @@ pub(crate) async fn answer(
         entry.finish(Outcome::Fault);
         return err.into_response_with_id(&request_id);
     }
-    let answer = pick(&admission.scenario, &model, &req.prompt);
+    let answer = pick(&admission.answers, &model, &req.prompt);
     entry.answer(&answer.id);
     let plan = Plan {
         op,
@@ -103,8 +103,8 @@ pub(crate) async fn answer(
     }
 }
 
-fn pick(scenario: &Scenario, model: &str, prompt: &str) -> Answer {
-    scenario
+fn pick(answers: &AnswerBook, model: &str, prompt: &str) -> Answer {
+    answers
         .answer_for(model, prompt)
         .cloned()
         .unwrap_or_else(Answer::unscripted)

@@ -6,7 +6,7 @@
 use crate::faults::{ArmError, Faults};
 use crate::journal::{EntryGuard, Journal, JournalEntry};
 use picasso_core::fault::RequestFacts;
-use picasso_core::scenario::{Answer, Fault, Scenario};
+use picasso_core::scenario::{Answer, AnswerBook, Fault, Scenario};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The state behind one mock Bedrock: hand a clone to [`crate::app`], keep one to
@@ -28,14 +28,16 @@ struct Shared {
 struct World {
     /// Behind an `Arc` so a request takes its snapshot without cloning the scenario.
     scenario: Arc<Scenario>,
+    /// The scenario's answers, patterns compiled: rebuilt whenever the answers change.
+    answers: Arc<AnswerBook>,
     faults: Faults,
 }
 
-/// What a request gets when it arrives: the scenario as it stands, the fault that
-/// struck it (if any), and its journal entry.
+/// What a request gets when it arrives: the scenario's answers as they stand, the
+/// fault that struck it (if any), and its journal entry.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    pub(crate) scenario: Arc<Scenario>,
+    pub(crate) answers: Arc<AnswerBook>,
     pub(crate) fault: Option<Fault>,
     pub(crate) entry: EntryGuard,
 }
@@ -47,6 +49,7 @@ impl MockState {
             shared: Arc::new(Shared {
                 world: Mutex::new(World {
                     faults: Faults::new(&scenario),
+                    answers: Arc::new(AnswerBook::new(&scenario.answers)),
                     scenario: Arc::new(scenario),
                 }),
                 journal: Arc::new(Journal::default()),
@@ -72,6 +75,7 @@ impl MockState {
         // Armed faults stay: they were armed for "the next request", whatever the scenario.
         let old = std::mem::replace(&mut world.faults, Faults::new(&scenario));
         world.faults = old.with_book_of(&scenario);
+        world.answers = Arc::new(AnswerBook::new(&scenario.answers));
         world.scenario = Arc::new(scenario);
     }
 
@@ -81,6 +85,7 @@ impl MockState {
         let mut world = self.world();
         let mut scenario = (*world.scenario).clone();
         scenario.answers.insert(0, answer);
+        world.answers = Arc::new(AnswerBook::new(&scenario.answers));
         world.scenario = Arc::new(scenario);
     }
 
@@ -123,13 +128,14 @@ impl MockState {
         let mut world = self.world();
         let fault = facts.and_then(|f| world.faults.strike(f));
         let scenario = Arc::clone(&world.scenario);
+        let answers = Arc::clone(&world.answers);
         let entry = self.shared.journal.record(|seq| make_entry(seq, &scenario));
         drop(world);
         if let Some(fault) = &fault {
             entry.fault(fault.label());
         }
         Admission {
-            scenario,
+            answers,
             fault,
             entry,
         }

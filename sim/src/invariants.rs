@@ -110,7 +110,7 @@ pub fn expected_answer(scenario: &Scenario, tenant: &str, prompt: &str) -> Strin
         .unwrap_or_else(|| picasso_core::scenario::DEFAULT_MODEL.to_owned());
     scenario
         .answer_for(&model, prompt)
-        .map(Answer::full_text)
+        .map(|a| a.full_text())
         .unwrap_or_else(|| Answer::unscripted().full_text())
 }
 
@@ -165,7 +165,7 @@ impl Checker<'_> {
             let tokens = self
                 .scenario
                 .answer_for(&model, prompt)
-                .map(Answer::resolved_tokens)
+                .map(|a| a.resolved_tokens())
                 .unwrap_or_default();
             let total: u64 = tokens.iter().map(|t| t.delay_ms).sum();
             let longest_gap = tokens.iter().map(|t| t.delay_ms).max().unwrap_or(0);
