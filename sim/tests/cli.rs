@@ -418,3 +418,25 @@ fn serve_admin_replaces_the_scenario_everywhere() {
     let (_, bedrock) = http_get(&format!("{}/__admin/scenario", served.bedrock_url));
     assert!(!bedrock.contains("fo85e6a06dcdf4"), "{bedrock}");
 }
+
+/// `run` reports the same results whatever the number of worker threads: jobs run in
+/// their own virtual-time worlds and are reported in job order.
+#[test]
+fn run_output_does_not_depend_on_the_thread_count() {
+    let scenarios = [
+        "scenarios/happy-path.toml",
+        "scenarios/bedrock-drop.toml",
+        "scenarios/rate-limit.toml",
+        "scenarios/network-drop.toml",
+    ];
+    let output = |jobs: &str| {
+        let mut args = vec!["run", "--policy", "all", "--jobs", jobs];
+        args.extend(scenarios);
+        let out = picasso_sim(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let one = output("1");
+    assert!(one.contains("12 jobs: 12 passed"), "{one}");
+    assert_eq!(one, output("3"));
+}

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 /// mock Bedrock, a mock Master Function, the streaming gateway, and a simulator that
 /// runs the widget's logic against them in virtual time.
 #[derive(Debug, Parser)]
-#[command(name = "picasso-sim", version, about, long_about = None)]
+#[command(name = "picasso-sim", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
