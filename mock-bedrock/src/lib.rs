@@ -63,7 +63,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use http::HeaderMap;
 
@@ -93,23 +93,34 @@ async fn operation(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Ok(Path((model, action))) = path else {
-        return ApiError::validation("The provided model identifier is invalid.").into_response();
+        return unjournaled(
+            &state,
+            ApiError::validation("The provided model identifier is invalid."),
+        );
     };
     let Some(op) = Operation::from_action(&action) else {
-        return unknown_operation().await;
+        return unjournaled(&state, ApiError::unknown_operation());
     };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            return ApiError::validation(format!("Malformed input request: {rejection}"))
-                .into_response();
+            return unjournaled(
+                &state,
+                ApiError::validation(format!("Malformed input request: {rejection}")),
+            );
         }
     };
     respond::answer(&state, op, model, &headers, &body).await
 }
 
-async fn unknown_operation() -> Response {
-    ApiError::unknown_operation().into_response()
+async fn unknown_operation(State(state): State<MockState>) -> Response {
+    unjournaled(&state, ApiError::unknown_operation())
+}
+
+/// An error refused before any operation is reached: no journal entry, but a
+/// request id all the same, as on every Bedrock response (bedrock-wire.md §1).
+fn unjournaled(state: &MockState, err: ApiError) -> Response {
+    err.into_response_with_id(&state.unjournaled_request_id())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::faults::{ArmError, Faults};
 use crate::journal::{EntryGuard, Journal, JournalEntry};
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{Answer, AnswerBook, Fault, Scenario};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The state behind one mock Bedrock: hand a clone to [`crate::app`], keep one to
@@ -22,6 +23,9 @@ struct Shared {
     /// one lock holds both. A std mutex: never held across an `.await`.
     world: Mutex<World>,
     journal: Arc<Journal>,
+    /// How many responses went out without reaching an operation (unknown paths,
+    /// unreadable requests): numbers their request ids, which the journal does not.
+    unjournaled: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -53,6 +57,7 @@ impl MockState {
                     scenario: Arc::new(scenario),
                 }),
                 journal: Arc::new(Journal::default()),
+                unjournaled: AtomicU64::new(0),
             }),
         }
     }
@@ -116,6 +121,16 @@ impl MockState {
         let mut world = self.world();
         world.faults = Faults::new(&world.scenario);
         self.shared.journal.clear();
+        self.shared.unjournaled.store(0, Ordering::Relaxed);
+    }
+
+    /// A request id for a response that never reached an operation (and so has no
+    /// journal entry): Bedrock stamps every response with one. Repeats run to run,
+    /// and never equals a journaled request's id.
+    pub(crate) fn unjournaled_request_id(&self) -> String {
+        let n = self.shared.unjournaled.fetch_add(1, Ordering::Relaxed) + 1;
+        let seed = self.world().scenario.seed;
+        picasso_core::rng::uuid(seed, &["mock-bedrock", "unjournaled", &n.to_string()])
     }
 
     /// Admits a request: strikes the faults and journals it under one lock, so the

@@ -5,3 +5,4 @@
 mod other_sdks;
 mod rust_sdk;
 mod support;
+mod wire;
