@@ -132,7 +132,12 @@ fn decode(s: &str) -> Option<String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Exactly two hex digits: `u8::from_str_radix` alone would also take a
+                // sign, so `%+A` would decode to a newline instead of being refused.
                 let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
@@ -200,7 +205,10 @@ mod tests {
             with("a%0Ab%09c%0D").is_ok(),
             "newline, tab and CR are allowed"
         );
-        for bad in ["%00", "%1B", "%7F", "%C2%85", "%FF", "%E2%82", "%G1", "%4"] {
+        // `%+A` is not an escape, though `u8::from_str_radix("+A", 16)` is 10 (a newline).
+        for bad in [
+            "%00", "%1B", "%7F", "%C2%85", "%FF", "%E2%82", "%G1", "%4", "%+A", "%+9", "%+D",
+        ] {
             assert!(
                 matches!(with(bad), Err(ParamError::Malformed { .. })),
                 "{bad}"
