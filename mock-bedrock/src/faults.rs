@@ -7,6 +7,7 @@
 //! tried before the scenario's own.
 
 use crate::error::ApiError;
+use crate::operations::Operation;
 use picasso_core::fault::{FaultBook, RequestFacts};
 use picasso_core::scenario::{Fault, FaultKind, FaultTarget, Scenario};
 use serde_json::json;
@@ -154,6 +155,32 @@ impl Effect {
             FaultKind::CorruptFrame => Effect::CorruptFrame { after_tokens },
             _ => return None,
         })
+    }
+
+    /// The effect as `op` can carry it: an exception type outside `op`'s stream union
+    /// (e.g. `modelTimeoutException` on ConverseStream, armed through the admin API,
+    /// which the scenario loader's check does not cover) becomes
+    /// `modelStreamErrorException`, a member of both unions. Every SDK reports an
+    /// out-of-union type as an unknown error with no message (bedrock-wire.md §6.2),
+    /// which real Bedrock never sends.
+    pub fn for_operation(self, op: Operation) -> Effect {
+        match self {
+            Effect::Exception {
+                after_tokens,
+                exception_type,
+            } if op.is_streaming() && !op.stream_has_exception(&exception_type) => {
+                tracing::warn!(
+                    operation = op.as_str(),
+                    %exception_type,
+                    "mock-bedrock: exception not in the operation's stream union, sending modelStreamErrorException"
+                );
+                Effect::Exception {
+                    after_tokens,
+                    exception_type: "modelStreamErrorException".to_owned(),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Tokens sent before a mid-stream fault takes effect; 0 for the rest.

@@ -52,8 +52,8 @@ impl Operation {
     }
 
     /// Whether `exception_type` (lowerCamel) is a member of this operation's stream
-    /// union. Sending one that is not is allowed (it shows how SDKs fail on it), but
-    /// the scenario author should know: every SDK then reports an unknown error.
+    /// union. One that is not never goes on the wire (every SDK would report an
+    /// unknown error with no message): see `Effect::for_operation`.
     pub fn stream_has_exception(self, exception_type: &str) -> bool {
         let common = matches!(
             exception_type,

@@ -79,7 +79,11 @@ pub(crate) async fn answer(
         entry.finish(Outcome::Refused);
         return err.into_response_with_id(&request_id);
     }
-    let effect = admission.fault.as_ref().and_then(Effect::of);
+    let effect = admission
+        .fault
+        .as_ref()
+        .and_then(Effect::of)
+        .map(|effect| effect.for_operation(op));
     if let Some(Effect::Refuse(err)) = effect {
         entry.finish(Outcome::Fault);
         return err.into_response_with_id(&request_id);

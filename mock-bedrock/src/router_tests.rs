@@ -429,3 +429,34 @@ async fn admin_replaces_the_scenario_arms_faults_and_resets() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(last(&state).seq, 1);
 }
+
+/// An exception outside the operation's stream union (armed in-process or through
+/// the admin API, which the scenario loader's check does not see) never goes on the
+/// wire: `modelTimeoutException` is in IMWRS's union only (bedrock-wire.md §6.2).
+#[tokio::test(start_paused = true)]
+async fn stream_exceptions_stay_within_the_operations_union() {
+    let state = MockState::new(scenario());
+    let invoke_body =
+        serde_json::json!({"messages": [{"role": "user", "content": "Hi"}]}).to_string();
+    for (path, body, expected) in [
+        (
+            stream_path(MODEL),
+            converse_body("Hi", "m"),
+            "modelStreamErrorException",
+        ),
+        (
+            format!("/model/{MODEL}/invoke-with-response-stream"),
+            invoke_body,
+            "modelTimeoutException",
+        ),
+    ] {
+        let mut f = Fault::new(FaultTarget::Bedrock, FaultKind::Exception);
+        f.after_tokens = Some(1);
+        f.exception = Some("modelTimeoutException".into());
+        state.arm(f).unwrap();
+        let got = frames(call(&state, post(&path, body)).await.into_body()).await;
+        let (_, kind, payload) = got.last().unwrap();
+        assert_eq!(kind, expected, "{path}");
+        assert!(payload["message"].is_string(), "{payload}");
+    }
+}

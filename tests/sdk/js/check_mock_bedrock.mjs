@@ -159,6 +159,15 @@ async function run() {
     check("invoke stream modelTimeoutException", e.name === "ModelTimeoutException", e.name);
   }
 
+  // Not in ConverseStream's union: the mock sends a member of it instead.
+  await arm("exception", { after_tokens: 1, exception: "modelTimeoutException" });
+  try {
+    await converseStreamDeltas(c);
+    check("converse stream out-of-union exception", false, "no error");
+  } catch (e) {
+    check("converse stream out-of-union exception", e.name === "ModelStreamErrorException" && !!e.message, e.name);
+  }
+
   await arm("corrupt_frame", { after_tokens: 1 });
   try {
     await converseStreamDeltas(c);

@@ -166,6 +166,15 @@ def run():
     except EventStreamError as e:
         check("invoke stream modelTimeoutException", e.response["Error"]["Code"] == "modelTimeoutException", e)
 
+    # Not in ConverseStream's union: the mock sends a member of it instead.
+    arm("exception", after_tokens=1, exception="modelTimeoutException")
+    try:
+        converse_stream_deltas(c)
+        check("converse stream out-of-union exception", False, "no error")
+    except EventStreamError as e:
+        check("converse stream out-of-union exception",
+              e.response["Error"]["Code"] == "modelStreamErrorException" and e.response["Error"]["Message"], e)
+
     arm("corrupt_frame", after_tokens=1)
     try:
         converse_stream_deltas(c)
