@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 ///
 /// 4,000 characters of four-byte UTF-8, percent-encoded, take 48,000 bytes: the cap
 /// leaves room for that so a valid `user_input` never meets a `414`. It stays under
-/// the 65,534 bytes a `http::Uri` can hold, above which hyper itself answers `414`
-/// (without our body).
+/// the 65,534 bytes hyper reads, above which hyper itself answers `414` (given the
+/// contract's body by [`crate::server::ParseErrorBodies`]).
 pub const MAX_URI_BYTES: usize = 56 * 1024;
 
 /// Longest `session_id` or `message_id`, in characters.

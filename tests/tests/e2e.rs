@@ -335,6 +335,59 @@ async fn eleventh_request_gets_429() {
     stack.stop().await;
 }
 
+/// Sends raw bytes on a fresh connection and reads until the server closes it.
+async fn raw_exchange(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(IDLE, socket.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Status, lower-cased head and body of the last response in `raw`.
+fn last_response(raw: &str) -> (u16, String, serde_json::Value) {
+    let start = raw.rfind("HTTP/1.1 ").expect("a response");
+    let (head, body) = raw[start..].split_once("\r\n\r\n").expect("a head");
+    let status = head[9..12].parse().unwrap();
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    (status, head.to_ascii_lowercase(), body)
+}
+
+/// Requests that hyper refuses before the router sees them (a request target over its
+/// 65,534-byte cap, a raw byte that is not UTF-8 in the query) still get the contract's
+/// JSON body with `STREAM_003`, on a fresh connection and on a kept-alive one.
+#[tokio::test]
+async fn refusals_hyper_makes_itself_carry_the_json_body() {
+    let stack = Stack::start(Scenario::default_scenario()).await;
+    let too_long = format!(
+        "GET /?tenant_hash={FOSTER}&user_input={}&session_id=s&message_id=m HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let mut not_utf8 = format!("GET /?tenant_hash={FOSTER}&user_input=a").into_bytes();
+    not_utf8.extend_from_slice(b"\xff&session_id=s&message_id=m HTTP/1.1\r\nhost: x\r\n\r\n");
+    for (request, want) in [(too_long.as_bytes(), 414), (&not_utf8[..], 400)] {
+        let raw = raw_exchange(&stack.gateway, request).await;
+        let (status, head, body) = last_response(&raw);
+        assert_eq!(status, want, "{raw}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert_eq!(body["code"], "STREAM_003", "{raw}");
+    }
+    // The second request of a kept-alive connection: the first is answered by the router.
+    let first = "GET /?tenant_hash=x HTTP/1.1\r\nhost: x\r\n\r\n";
+    let raw = raw_exchange(&stack.gateway, format!("{first}{too_long}").as_bytes()).await;
+    assert_eq!(raw.matches("HTTP/1.1 ").count(), 2, "{raw}");
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    let (status, _, body) = last_response(&raw);
+    assert_eq!((status, body["code"].as_str()), (414, Some("STREAM_003")));
+    assert!(stack.bedrock.journal().is_empty());
+    stack.stop().await;
+}
+
 /// A client that disconnects mid-stream ends the Bedrock call: the journal shows it
 /// cut short.
 #[tokio::test]
