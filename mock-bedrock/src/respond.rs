@@ -219,7 +219,7 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
     }
     entry.finish(Outcome::Completed);
     let body = match plan.effect {
-        // A broken transfer: the headers promise the whole body, half arrives.
+        // A broken transfer: half the body arrives, then the chunked body breaks off unfinished.
         Some(Effect::Drop { .. }) => broken_body(body),
         // A corrupt body: the JSON is cut, so the SDK cannot read it.
         Some(Effect::CorruptFrame { .. }) => Body::from(body.slice(..body.len() / 2)),
