@@ -388,6 +388,20 @@ async fn refusals_hyper_makes_itself_carry_the_json_body() {
     stack.stop().await;
 }
 
+/// The Master too: a `t` with a raw byte that is not UTF-8 (hyper refuses the request
+/// line itself) is a `400` with a JSON error body, as a malformed `t` must be.
+#[tokio::test]
+async fn a_master_request_hyper_refuses_carries_a_json_body() {
+    let stack = Stack::start(Scenario::default_scenario()).await;
+    let request = b"GET /Master_Function?action=get_config&t=fo\xff85 HTTP/1.1\r\nhost: x\r\n\r\n";
+    let raw = raw_exchange(&stack.master, request).await;
+    let (status, head, body) = last_response(&raw);
+    assert_eq!(status, 400, "{raw}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(body["code"], "INVALID_REQUEST", "{raw}");
+    stack.stop().await;
+}
+
 /// A client that disconnects mid-stream ends the Bedrock call: the journal shows it
 /// cut short.
 #[tokio::test]
