@@ -109,6 +109,16 @@ pub fn validate(
     let user_input = take("user_input", limits.max_input_chars as usize)?;
     let session_id = take("session_id", MAX_ID_CHARS)?;
     let message_id = take("message_id", MAX_ID_CHARS)?;
+    // The ids go on the stream's `id: {message_id}:{seq}` line: a line break in one
+    // would let a client inject lines (a forged `end` frame) into its own stream.
+    for (name, id) in [("session_id", &session_id), ("message_id", &message_id)] {
+        if id.contains(['\n', '\r']) {
+            return Err(ParamError::Malformed {
+                name: name.into(),
+                why: "an id is one line: no newline or carriage return",
+            });
+        }
+    }
     if !is_valid_tenant_hash(&tenant_hash) {
         return Err(ParamError::Malformed {
             name: "tenant_hash".into(),
@@ -151,6 +161,35 @@ fn decode(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    /// A line break in an id would split the `id:` line of every frame.
+    #[test]
+    fn ids_are_one_line() {
+        let limits = Limits::default();
+        for (name, value) in [("session_id", "s%0A1"), ("message_id", "m%0D%0Adata:+x")] {
+            let other = if name == "session_id" {
+                "message_id=m"
+            } else {
+                "session_id=s"
+            };
+            let q = format!("tenant_hash=fo85&user_input=a%0Ab&{name}={value}&{other}");
+            let parsed = super::parse_query(&q).expect("decodes");
+            assert!(
+                matches!(
+                    super::validate(parsed, &limits),
+                    Err(ParamError::Malformed { .. })
+                ),
+                "{q}"
+            );
+        }
+        let ok =
+            super::parse_query("tenant_hash=fo85&user_input=a%0Ab&session_id=s&message_id=m%09x")
+                .unwrap();
+        assert!(
+            super::validate(ok, &limits).is_ok(),
+            "newline in user_input and tab in an id are fine"
+        );
+    }
+
     use super::*;
 
     fn check(query: &str) -> Result<StreamParams, ParamError> {

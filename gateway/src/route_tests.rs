@@ -516,3 +516,38 @@ async fn metrics_are_exposed() {
     assert!(text.contains("gateway_time_to_first_token_seconds_bucket"));
     assert!(text.contains("# EOF"));
 }
+
+/// A HEAD starts nothing (the GET that follows gets the whole answer), other methods
+/// and paths get the contract's JSON errors.
+#[tokio::test(start_paused = true)]
+async fn head_starts_no_answer_and_other_methods_and_paths_get_json() {
+    let w = world(Scenario::default_scenario());
+    let mut head = stream_request(FOSTER, "s1", "m1", "Hello");
+    *head.method_mut() = http::Method::HEAD;
+    let response = w.call(head).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        w.bedrock.journal().is_empty(),
+        "a HEAD must not call Bedrock"
+    );
+    let response = w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(data(&chunks(response).await), HELLO);
+
+    let mut put = stream_request(FOSTER, "s1", "m2", "Hello");
+    *put.method_mut() = http::Method::PUT;
+    let response = w.call(put).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "GET, OPTIONS");
+    assert_eq!(json(response).await["code"], "METHOD_NOT_ALLOWED");
+
+    let response = w
+        .call(
+            Request::get("/nowhere")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(response).await["code"], "NOT_FOUND");
+}

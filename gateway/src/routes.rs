@@ -29,9 +29,45 @@ use std::time::Duration;
 /// The gateway's router.
 pub fn router(state: GatewayState) -> Router {
     Router::new()
-        .route("/", get(stream).options(preflight))
+        // A HEAD would run the GET handler and start an answer no one reads (the
+        // real GET for that message would then get 204): refuse it instead.
+        .route(
+            "/",
+            get(stream)
+                .options(preflight)
+                .head(method_not_allowed)
+                .fallback(method_not_allowed),
+        )
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// `405`, with the contract's JSON body; the stream is `GET /` only.
+async fn method_not_allowed() -> Response {
+    let mut response = faults::json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &picasso_core::wire::ErrorBody {
+            code: "METHOD_NOT_ALLOWED".into(),
+            message: "the stream is GET / (and OPTIONS for a CORS preflight)".into(),
+        },
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, OPTIONS"));
+    response
+}
+
+/// `404`, with the contract's JSON body.
+async fn not_found() -> Response {
+    faults::json(
+        StatusCode::NOT_FOUND,
+        &picasso_core::wire::ErrorBody {
+            code: "NOT_FOUND".into(),
+            message: "the stream is GET /?tenant_hash=…&user_input=…&session_id=…&message_id=…"
+                .into(),
+        },
+    )
 }
 
 async fn metrics(State(state): State<GatewayState>) -> Response {

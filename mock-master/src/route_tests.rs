@@ -254,3 +254,28 @@ async fn scenarios_can_be_replaced() {
     );
     assert!(metrics.contains(r#"master_errors_total{code="TENANT_NOT_FOUND"} 1"#));
 }
+
+/// A method the Master does not take, or a path it does not have: JSON errors too.
+#[tokio::test(start_paused = true)]
+async fn other_methods_and_paths_get_json_errors() {
+    let w = world(Scenario::default_scenario());
+    let put = Request::put("/Master_Function?action=chat")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = w.call(put).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.headers()[http::header::ALLOW],
+        "GET, POST, OPTIONS"
+    );
+    assert_eq!(json(response).await["code"], "METHOD_NOT_ALLOWED");
+    let response = w
+        .call(
+            Request::get("/elsewhere")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(response).await["code"], "NOT_FOUND");
+}

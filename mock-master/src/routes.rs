@@ -28,10 +28,46 @@ pub fn router(state: MasterState) -> Router {
     Router::new()
         .route(
             "/Master_Function",
-            get(get_action).post(post_action).options(preflight),
+            get(get_action)
+                .post(post_action)
+                .options(preflight)
+                .fallback(method_not_allowed),
         )
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// An error with the JSON body every Master error has.
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = picasso_core::wire::ErrorBody {
+        code: code.into(),
+        message: message.into(),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `405` for a method the Master Function does not take.
+async fn method_not_allowed() -> Response {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "the Master Function takes GET ?action=get_config and POST ?action=chat",
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    response
+}
+
+/// `404` for any other path.
+async fn not_found() -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "the Master Function is at /Master_Function",
+    )
 }
 
 async fn metrics(State(state): State<MasterState>) -> Response {
