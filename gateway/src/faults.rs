@@ -39,8 +39,7 @@ pub enum EdgeError {
 /// In-process callers (the simulator) should check for this extension; the body of
 /// such a response also fails at once, so a caller that ignores the marker still
 /// sees no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionRefused;
+pub use http_serve::CloseConnection as ConnectionRefused;
 
 /// The body items the edge passes along.
 pub type Frames = BoxStream<'static, Result<Bytes, EdgeError>>;

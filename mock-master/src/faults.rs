@@ -13,8 +13,7 @@ use http::{HeaderValue, StatusCode, header};
 
 /// Marks a response that stands for a dropped connection. `serve` closes the
 /// connection instead of answering; in-process callers should check for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionDropped;
+pub use http_serve::CloseConnection as ConnectionDropped;
 
 /// The body error of a dropped connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -589,12 +589,13 @@ async fn call(
         .oneshot(request)
         .await
         .map_err(|e| e.to_string())?;
+    // The Master marks a scripted `drop`: over a socket the connection closes unanswered.
     if response
         .extensions()
-        .get::<gateway::ConnectionRefused>()
+        .get::<mock_master::ConnectionDropped>()
         .is_some()
     {
-        return Err("connection refused".into());
+        return Err("connection dropped: closed without an answer".into());
     }
     let status = response.status().as_u16();
     let headers = response.headers().clone();

@@ -1,0 +1,288 @@
+//! The socket side the Master Function and the streaming gateway share: HTTP/1.1 and
+//! h2c on one port (hyper-util's `auto` builder), graceful shutdown within a grace
+//! period, a way for a handler to close the connection without answering, and JSON
+//! bodies on the few answers hyper writes by itself.
+//!
+//! hyper-util drives the connections (not `axum::serve`) for two reasons:
+//! - a scripted "connection refused" or "connection dropped" fault must close the
+//!   connection before any response byte, and only a failing service does that: a
+//!   handler marks its response with [`CloseConnection`] and [`serve`] turns it into one;
+//! - hyper answers some requests itself, before any router sees them, with an empty
+//!   body: a request target over its 65,534-byte cap (`414`) and a request head it cannot
+//!   parse (`400`, e.g. a raw byte that is not UTF-8 in the query). The contracts want
+//!   every refusal to carry `{"code", "message"}`, so each socket is wrapped in
+//!   [`ParseErrorBodies`], which swaps those bodiless answers for the same status with
+//!   the server's JSON body.
+
+use axum::Router;
+use axum::response::Response;
+use bytes::{Buf, Bytes};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use picasso_core::wire::ErrorBody;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// How long shutdown waits for open connections before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Put in a response's extensions, it makes [`serve`] close the connection without
+/// answering: how a handler plays a refused or dropped connection. (In-process,
+/// without a socket, callers see the marker and an empty response.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseConnection;
+
+/// The service error that makes hyper close a connection.
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed without an answer (a scripted fault)")]
+struct Closed;
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
+/// lets open connections finish, for at most [`SHUTDOWN_GRACE`]. hyper's own bodiless
+/// `400`/`414` answers get a JSON body with `error_code`.
+///
+/// # Errors
+///
+/// None today: accept errors (e.g. too many open files) are logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    error_code: &'static str,
+) -> io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request| edge(router.clone(), request));
+        let socket = TokioIo::new(ParseErrorBodies::new(stream, error_code));
+        let connection = graceful.watch(builder.serve_connection(socket, service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        biased;
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the grace period"),
+    }
+    Ok(())
+}
+
+/// Runs the router; a response marked [`CloseConnection`] becomes a service error,
+/// which makes hyper close the connection without answering.
+async fn edge(router: Router, request: hyper::Request<Incoming>) -> Result<Response, Closed> {
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if response.extensions().get::<CloseConnection>().is_some() {
+        return Err(Closed);
+    }
+    Ok(response)
+}
+
+/// A socket that gives hyper's own bodiless `400` and `414` answers (written when a
+/// request head cannot be parsed, before any router runs) a JSON body
+/// `{"code", "message"}` with the server's code. Every other byte passes through
+/// untouched: the routers' refusals always carry a body, so they never look like hyper's.
+#[derive(Debug)]
+pub struct ParseErrorBodies<S> {
+    inner: S,
+    /// The code the JSON body carries.
+    code: &'static str,
+    /// The replacement answer still to be written.
+    pending: Option<Bytes>,
+}
+
+impl<S> ParseErrorBodies<S> {
+    /// Wraps `inner`; replacement bodies carry `code`.
+    pub fn new(inner: S, code: &'static str) -> ParseErrorBodies<S> {
+        ParseErrorBodies {
+            inner,
+            code,
+            pending: None,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> ParseErrorBodies<S> {
+    /// Writes out the pending replacement, if any.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(pending) = self.pending.as_mut() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            pending.advance(n);
+            if pending.is_empty() {
+                self.pending = None;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `buf` in place of writing it when it is one of hyper's bodiless answers.
+    fn swallow(&mut self, buf: &[u8], cx: &mut Context<'_>) -> Option<io::Result<usize>> {
+        let replacement = with_json_body(buf, self.code)?;
+        self.pending = Some(replacement);
+        // Start writing now; what is left goes out on the next write, flush or shutdown.
+        match self.poll_pending(cx) {
+            Poll::Ready(Err(e)) => Some(Err(e)),
+            _ => Some(Ok(buf.len())),
+        }
+    }
+}
+
+/// hyper's automatic answer (one whole head, `content-length: 0`, status `400` or
+/// `414`) rewritten with a JSON body carrying `code`; `None` for anything else.
+fn with_json_body(buf: &[u8], code: &str) -> Option<Bytes> {
+    let message = if buf.starts_with(b"HTTP/1.1 414 ") {
+        "the URL is longer than the server reads"
+    } else if buf.starts_with(b"HTTP/1.1 400 ") {
+        "malformed request: the request line or headers cannot be parsed \
+         (bytes that are not ASCII must be percent-encoded UTF-8)"
+    } else {
+        return None;
+    };
+    let head = std::str::from_utf8(buf.strip_suffix(b"\r\n\r\n")?).ok()?;
+    if head.contains("\r\n\r\n")
+        || !head
+            .split("\r\n")
+            .any(|line| line.eq_ignore_ascii_case("content-length: 0"))
+    {
+        return None;
+    }
+    let body = serde_json::to_string(&ErrorBody {
+        code: code.into(),
+        message: message.into(),
+    })
+    .ok()?;
+    let mut out = String::with_capacity(head.len() + body.len() + 64);
+    for line in head.split("\r\n") {
+        if line.eq_ignore_ascii_case("content-length: 0") {
+            out.push_str("content-type: application/json\r\n");
+            out.push_str(&format!("content-length: {}\r\n", body.len()));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    Some(Bytes::from(out))
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ParseErrorBodies<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ParseErrorBodies<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        if let Some(result) = this.swallow(buf, cx) {
+            return Poll::Ready(result);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        // hyper's automatic answer is a head alone, so it is the first slice.
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
+            && let Some(result) = this.swallow(first, cx)
+        {
+            return Poll::Ready(result);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_bodiless_400_and_414_are_rewritten() {
+        let hyper_414 = b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let out = with_json_body(hyper_414, "STREAM_003").unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\nconnection: close\r\n"));
+        assert!(head.contains("content-type: application/json"));
+        assert!(head.ends_with("date: x"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["code"], "STREAM_003");
+        let hyper_400 =
+            b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert!(with_json_body(hyper_400, "STREAM_003").is_some());
+        for other in [
+            &b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 68\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
+            b"id: m:0\ndata: {}\n\n",
+        ] {
+            assert!(with_json_body(other, "STREAM_003").is_none(), "{other:?}");
+        }
+    }
+}
