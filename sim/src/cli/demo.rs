@@ -124,7 +124,7 @@ pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
                 format!("{:?}", clip(&m.final_text, 70))
             };
             println!(
-                "  {session}/{}: {} shown {shown}{}",
+                "  {session}/{}: {}, shown {shown}{}",
                 m.id,
                 m.terminal.as_ref().map_or_else(
                     || "never ended".to_owned(),
