@@ -65,7 +65,7 @@ pub fn preflight_acceptable(request_headers: &HeaderMap) -> bool {
     let method_ok = request_headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m == "GET" || m == "HEAD");
+        .is_some_and(|m| m == "GET");
     let headers_ok = request_headers
         .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .iter()
@@ -84,7 +84,7 @@ pub fn preflight_acceptable(request_headers: &HeaderMap) -> bool {
 pub fn apply_preflight(headers: &mut HeaderMap) {
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD"),
+        HeaderValue::from_static("GET"),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -100,6 +100,25 @@ pub fn apply_preflight(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
     use picasso_core::wire::{Endpoints, Features};
+
+    /// The preflight offers only what the stream answers: `GET` (a `HEAD` gets 405).
+    #[test]
+    fn preflight_offers_get_only() {
+        let ask = |method: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCESS_CONTROL_REQUEST_METHOD,
+                HeaderValue::from_static(method),
+            );
+            preflight_acceptable(&h)
+        };
+        assert!(ask("GET"));
+        assert!(!ask("HEAD"));
+        assert!(!ask("POST"));
+        let mut out = HeaderMap::new();
+        apply_preflight(&mut out);
+        assert_eq!(out[header::ACCESS_CONTROL_ALLOW_METHODS], "GET");
+    }
 
     fn config() -> TenantConfig {
         TenantConfig {
