@@ -85,6 +85,31 @@ fn default_model() -> String {
     DEFAULT_MODEL.to_owned()
 }
 
+impl Tenant {
+    /// The tenant's config as the Master Function serves it (design document §1.3):
+    /// `endpoints.chat` always, `endpoints.streaming` only when streaming is enabled
+    /// and a streaming URL is configured.
+    pub fn config(&self, chat_url: &str, streaming_url: Option<&str>) -> crate::wire::TenantConfig {
+        use crate::wire::{Endpoints, Features, TenantConfig};
+        TenantConfig {
+            tenant_hash: self.hash.clone(),
+            tenant_name: (!self.name.is_empty()).then(|| self.name.clone()),
+            features: Features {
+                streaming_enabled: self.streaming_enabled,
+                streaming_percentage: self.streaming_percentage,
+                streaming_model: self.streaming_model.clone(),
+            },
+            endpoints: Endpoints {
+                chat: chat_url.to_owned(),
+                streaming: streaming_url
+                    .filter(|_| self.streaming_enabled)
+                    .map(str::to_owned),
+            },
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+}
+
 /// A scripted Bedrock answer.
 ///
 /// Matched by `prompt` (exact text) or `pattern` (a regular expression); with neither,
@@ -869,6 +894,29 @@ mod tests {
         assert_eq!(texts.concat(), "Hello, how can I help?");
         assert!(pace("", Pacing::default()).is_empty());
         assert_eq!(pace("  a", Pacing::default())[0].text, "  a");
+    }
+
+    #[test]
+    fn config_has_a_streaming_endpoint_only_when_streaming_and_configured() {
+        let s = Scenario::default_scenario();
+        let foster = s.tenant("fo85e6a06dcdf4").unwrap();
+        let austin = s.tenant("au47d9f8e2c31b").unwrap();
+        let c = foster.config("http://m/chat", Some("http://g/"));
+        assert_eq!(c.endpoints.chat, "http://m/chat");
+        assert_eq!(c.endpoints.streaming.as_deref(), Some("http://g/"));
+        assert_eq!(c.tenant_name.as_deref(), Some("Foster Village"));
+        assert_eq!(
+            foster.config("http://m/chat", None).endpoints.streaming,
+            None
+        );
+        assert_eq!(
+            austin
+                .config("http://m/chat", Some("http://g/"))
+                .endpoints
+                .streaming,
+            None
+        );
+        assert_eq!(austin.config("c", None).endpoints.chat, "c");
     }
 
     #[test]

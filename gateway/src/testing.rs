@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use mock_bedrock::MockState;
 use picasso_core::Scenario;
-use picasso_core::wire::{Endpoints, Features, TenantConfig};
+use picasso_core::wire::TenantConfig;
 use tower::ServiceExt;
 
 /// An SDK client whose every call goes to `router`.
@@ -35,19 +35,11 @@ impl ConfigSource for FromScenario {
         &'a self,
         tenant_hash: &'a str,
     ) -> BoxFuture<'a, Result<Option<TenantConfig>, ConfigError>> {
-        let config = self.0.tenant(tenant_hash).map(|t| TenantConfig {
-            tenant_hash: t.hash.clone(),
-            tenant_name: Some(t.name.clone()),
-            features: Features {
-                streaming_enabled: t.streaming_enabled,
-                streaming_percentage: t.streaming_percentage,
-                streaming_model: t.streaming_model.clone(),
-            },
-            endpoints: Endpoints {
-                chat: "http://master.test/Master_Function?action=chat".into(),
-                streaming: t.streaming_enabled.then(|| "http://gateway.test/".into()),
-            },
-            allowed_origins: t.allowed_origins.clone(),
+        let config = self.0.tenant(tenant_hash).map(|t| {
+            t.config(
+                "http://master.test/Master_Function?action=chat",
+                Some("http://gateway.test/"),
+            )
         });
         Box::pin(async move { Ok(config) })
     }

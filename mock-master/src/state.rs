@@ -6,7 +6,7 @@ use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
 use picasso_core::fault::{FaultBook, RequestFacts};
 use picasso_core::scenario::{Fault, FaultTarget, Tenant};
-use picasso_core::wire::{Endpoints, Features, TenantConfig};
+use picasso_core::wire::TenantConfig;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// What the Master is wired to.
@@ -117,21 +117,5 @@ impl MasterState {
 /// `endpoints.chat` always present, `endpoints.streaming` only when streaming is
 /// enabled *and* a URL is configured (absent, never null).
 pub fn config_of(tenant: &Tenant, options: &MasterOptions) -> TenantConfig {
-    TenantConfig {
-        tenant_hash: tenant.hash.clone(),
-        tenant_name: (!tenant.name.is_empty()).then(|| tenant.name.clone()),
-        features: Features {
-            streaming_enabled: tenant.streaming_enabled,
-            streaming_percentage: tenant.streaming_percentage,
-            streaming_model: tenant.streaming_model.clone(),
-        },
-        endpoints: Endpoints {
-            chat: options.chat_url.clone(),
-            streaming: options
-                .streaming_url
-                .clone()
-                .filter(|_| tenant.streaming_enabled),
-        },
-        allowed_origins: tenant.allowed_origins.clone(),
-    }
+    tenant.config(&options.chat_url, options.streaming_url.as_deref())
 }
