@@ -817,14 +817,6 @@ impl Scenario {
     pub fn tenant(&self, hash: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.hash == hash)
     }
-
-    /// The scripted answer for a prompt to a model (see [`AnswerBook::answer_for`]).
-    /// Compiles the patterns on every call: servers keep an [`AnswerBook`] instead.
-    pub fn answer_for(&self, model: &str, prompt: &str) -> Option<Answer> {
-        AnswerBook::new(&self.answers)
-            .answer_for(model, prompt)
-            .cloned()
-    }
 }
 
 /// A scenario's answers with their patterns compiled once, so picking the answer for a
@@ -935,9 +927,16 @@ mod tests {
 
     #[test]
     fn answers_match_exact_then_pattern_then_default() {
-        let s = Scenario::default_scenario();
+        let s = AnswerBook::new(&Scenario::default_scenario().answers);
         let exact = s.answer_for(DEFAULT_MODEL, "Hello").unwrap();
         assert_eq!(exact.prompt.as_deref(), Some("Hello"));
+        assert_eq!(
+            s.answer_for(DEFAULT_MODEL, "How do I VOLUNTEER?")
+                .unwrap()
+                .id,
+            "volunteering",
+            "patterns come before the default"
+        );
         assert!(
             s.answer_for(DEFAULT_MODEL, "something unheard of")
                 .unwrap()

@@ -6,7 +6,7 @@
 
 use crate::simulator::Outcome;
 use crate::widget::{Mode, Terminal, decide};
-use picasso_core::scenario::{Answer, Scenario};
+use picasso_core::scenario::{Answer, AnswerBook, Scenario};
 use std::fmt;
 
 /// A checked property.
@@ -102,13 +102,19 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The text the scripted Bedrock gives for a message of a tenant.
-pub fn expected_answer(scenario: &Scenario, tenant: &str, prompt: &str) -> String {
+/// The text the scripted Bedrock gives for a message of a tenant (`answers` is the
+/// scenario's [`AnswerBook`], built once per check).
+pub fn expected_answer(
+    scenario: &Scenario,
+    answers: &AnswerBook,
+    tenant: &str,
+    prompt: &str,
+) -> String {
     let model = scenario
         .tenant(tenant)
         .map(|t| t.streaming_model.clone())
         .unwrap_or_else(|| picasso_core::scenario::DEFAULT_MODEL.to_owned());
-    scenario
+    answers
         .answer_for(&model, prompt)
         .map(|a| a.full_text())
         .unwrap_or_else(|| Answer::unscripted().full_text())
@@ -118,6 +124,7 @@ pub fn expected_answer(scenario: &Scenario, tenant: &str, prompt: &str) -> Strin
 pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
     let mut v = Checker {
         scenario,
+        answers: AnswerBook::new(&scenario.answers),
         outcome,
         out: Vec::new(),
     };
@@ -129,6 +136,8 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
 
 struct Checker<'a> {
     scenario: &'a Scenario,
+    /// The scenario's answers, patterns compiled once for every message checked.
+    answers: AnswerBook,
     outcome: &'a Outcome,
     out: Vec<Violation>,
 }
@@ -163,7 +172,7 @@ impl Checker<'_> {
                 .map(|t| t.streaming_model.clone())
                 .unwrap_or_default();
             let tokens = self
-                .scenario
+                .answers
                 .answer_for(&model, prompt)
                 .map(|a| a.resolved_tokens())
                 .unwrap_or_default();
@@ -199,7 +208,7 @@ impl Checker<'_> {
         for s in &outcome.sessions {
             for m in &s.messages {
                 let place = format!("{}/{}", s.id, m.id);
-                let expected = expected_answer(self.scenario, &s.tenant, &m.text);
+                let expected = expected_answer(self.scenario, &self.answers, &s.tenant, &m.text);
                 let calls = outcome.bedrock_calls(&s.id, &m.id);
                 // One outcome, in time.
                 match (&m.terminal, m.finished_at) {
