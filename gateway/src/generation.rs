@@ -1,4 +1,11 @@
-//! One answer per message: the generations, keyed by `(session_id, message_id)`.
+//! One answer per message: the generations, keyed by [`MessageKey`]
+//! `(tenant_hash, session_id, message_id)`.
+//!
+//! The tenant is part of the key because session and message ids are chosen by the
+//! client: keyed by them alone, a second tenant sending the same ids would join or
+//! replay the first tenant's answer. With the tenant in the key, a reused session id
+//! under another tenant is another session, and no byte of one tenant's answer can be
+//! read through another tenant's request.
 //!
 //! A generation is one Bedrock call and the frames it produced, kept after it ends.
 //! Every response for the message reads the same log: the first request starts the
@@ -178,30 +185,50 @@ pub enum Lookup {
     Existing(Arc<Generation>),
 }
 
-/// Every generation of the current scenario, by `(session_id, message_id)`.
+/// Whose message a generation answers: the tenant, then the client's own ids.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MessageKey {
+    /// The tenant hash the request was admitted for.
+    pub tenant: String,
+    /// The client's `session_id`.
+    pub session: String,
+    /// The client's `message_id`.
+    pub message: String,
+}
+
+impl MessageKey {
+    /// The key of `message` in `session` of `tenant`.
+    pub fn new(tenant: &str, session: &str, message: &str) -> MessageKey {
+        MessageKey {
+            tenant: tenant.to_owned(),
+            session: session.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// Every generation of the current scenario, by [`MessageKey`].
 #[derive(Debug, Default)]
 pub struct Generations {
-    map: Mutex<BTreeMap<(String, String), Arc<Generation>>>,
+    map: Mutex<BTreeMap<MessageKey, Arc<Generation>>>,
 }
 
 impl Generations {
     /// The message's generation, or a new one registered under its key.
-    pub fn get_or_start(&self, session_id: &str, message_id: &str) -> Lookup {
+    pub fn get_or_start(&self, key: &MessageKey) -> Lookup {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (session_id.to_owned(), message_id.to_owned());
-        if let Some(existing) = map.get(&key) {
+        if let Some(existing) = map.get(key) {
             return Lookup::Existing(existing.clone());
         }
-        let generation = Arc::new(Generation::new(message_id));
-        map.insert(key, generation.clone());
+        let generation = Arc::new(Generation::new(&key.message));
+        map.insert(key.clone(), generation.clone());
         Lookup::Started(generation)
     }
 
     /// The message's generation, if one is kept.
-    pub fn get(&self, session_id: &str, message_id: &str) -> Option<Arc<Generation>> {
+    pub fn get(&self, key: &MessageKey) -> Option<Arc<Generation>> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(session_id.to_owned(), message_id.to_owned()))
-            .cloned()
+        map.get(key).cloned()
     }
 
     /// Forgets every kept answer (a new scenario was loaded).
@@ -264,11 +291,16 @@ pub async fn run(generation: Arc<Generation>, job: Job) {
         // The pump, and with it the Bedrock connection, is dropped here.
     };
     let frame = ending.frame();
-    if let StreamFrame::Error { code, .. } = &frame {
-        job.metrics.error(code);
+    // A generation every reader left is the clients' doing, not an error: the requests
+    // are counted as cancelled (see `crate::outcome`), and its error frame only tells a
+    // later resume that the answer is incomplete.
+    if let (StreamFrame::Error { code, .. }, false) = (&frame, matches!(ending, Ending::Abandoned))
+    {
+        job.metrics.error(code, &job.tenant);
     }
     generation.push(&frame, true);
-    job.metrics.generation(ending.label(), started.elapsed());
+    job.metrics
+        .generation(ending.label(), &job.tenant, started.elapsed());
     tracing::debug!(message = %job.message, ending = ending.label(), "generation ended");
 }
 
@@ -353,11 +385,27 @@ mod tests {
     }
 
     #[test]
-    fn one_generation_per_message() {
+    fn one_generation_per_message_of_a_tenant() {
         let table = Generations::default();
-        assert!(matches!(table.get_or_start("s", "m"), Lookup::Started(_)));
-        assert!(matches!(table.get_or_start("s", "m"), Lookup::Existing(_)));
-        assert!(matches!(table.get_or_start("s2", "m"), Lookup::Started(_)));
-        assert_eq!(table.len(), 2);
+        let key = |t, s, m| MessageKey::new(t, s, m);
+        assert!(matches!(
+            table.get_or_start(&key("a", "s", "m")),
+            Lookup::Started(_)
+        ));
+        assert!(matches!(
+            table.get_or_start(&key("a", "s", "m")),
+            Lookup::Existing(_)
+        ));
+        assert!(matches!(
+            table.get_or_start(&key("a", "s2", "m")),
+            Lookup::Started(_)
+        ));
+        // The same ids under another tenant are another message.
+        assert!(matches!(
+            table.get_or_start(&key("b", "s", "m")),
+            Lookup::Started(_)
+        ));
+        assert!(table.get(&key("c", "s", "m")).is_none());
+        assert_eq!(table.len(), 3);
     }
 }

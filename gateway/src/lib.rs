@@ -30,7 +30,10 @@ pub mod cors;
 pub mod error;
 pub mod faults;
 pub mod generation;
+#[cfg(test)]
+mod isolation_tests;
 pub mod metrics;
+pub mod outcome;
 pub mod params;
 pub mod rate_limit;
 #[cfg(test)]

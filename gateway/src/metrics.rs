@@ -2,6 +2,16 @@
 //! requests, errors by code, stream durations and time to first token.
 //!
 //! Durations are measured on tokio's clock, so in the simulator they are virtual.
+//!
+//! Errors, generations and stream outcomes carry a `tenant` label, so one tenant's
+//! dashboard never mixes in another's numbers. The label is set only once the tenant
+//! is known to exist (its config was found), so a client cannot grow the label set by
+//! sending made-up hashes: refusals before that point have `tenant=""`.
+//!
+//! Every stream request ends as exactly one of `completed` (its answer, a `204`, or
+//! the rest of a kept answer, through the terminal frame), `error` (a refusal or an
+//! error frame or a connection the server cut) or `cancelled` (the client went away
+//! first), so `requests{route="stream"}` = the sum of `stream_outcomes`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,18 +29,23 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
-/// Label set: which code.
+/// Label set: which code, for which tenant.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     /// `STREAM_003`, `RATE_LIMITED`, ...
     pub code: String,
+    /// The tenant hash, or empty before the tenant is known.
+    pub tenant: String,
 }
 
-/// Label set: how a generation ended.
+/// Label set: how a generation or a stream request ended, for which tenant.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `completed`, `bedrock_error`, `timeout`, `abandoned`, `shutdown`.
+    /// Generations: `completed`, `bedrock_error`, `timeout`, `abandoned`, `shutdown`.
+    /// Stream requests: `completed`, `error`, `cancelled`.
     pub outcome: &'static str,
+    /// The tenant hash, or empty before the tenant is known.
+    pub tenant: String,
 }
 
 /// The gateway's metrics and the registry that renders them.
@@ -42,6 +57,8 @@ pub struct Metrics {
     pub errors: Family<CodeLabels, Counter>,
     /// Generations (Bedrock calls) by outcome.
     pub generations: Family<OutcomeLabels, Counter>,
+    /// Stream requests by how they ended (see the module doc).
+    pub stream_outcomes: Family<OutcomeLabels, Counter>,
     /// Repeats answered from a kept answer: 204s, replays and joins.
     pub repeats: Counter,
     /// Event-stream responses currently open.
@@ -64,6 +81,7 @@ impl Default for Metrics {
         let requests = Family::<RouteLabels, Counter>::default();
         let errors = Family::<CodeLabels, Counter>::default();
         let generations = Family::<OutcomeLabels, Counter>::default();
+        let stream_outcomes = Family::<OutcomeLabels, Counter>::default();
         let repeats = Counter::default();
         let open_streams = Gauge::default();
         let stream_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
@@ -78,6 +96,11 @@ impl Default for Metrics {
             "generations",
             "Bedrock generations by outcome",
             generations.clone(),
+        );
+        registry.register(
+            "stream_outcomes",
+            "Stream requests by how they ended: completed, error, cancelled",
+            stream_outcomes.clone(),
         );
         registry.register(
             "repeats",
@@ -104,6 +127,7 @@ impl Default for Metrics {
             requests,
             errors,
             generations,
+            stream_outcomes,
             repeats,
             open_streams,
             stream_duration,
@@ -118,21 +142,35 @@ impl Metrics {
         self.requests.get_or_create(&RouteLabels { route }).inc();
     }
 
-    /// Counts one refusal or error frame with `code`.
-    pub fn error(&self, code: &str) {
+    /// Counts one refusal or error frame with `code` for `tenant` (empty: not known).
+    pub fn error(&self, code: &str, tenant: &str) {
         self.errors
             .get_or_create(&CodeLabels {
                 code: code.to_owned(),
+                tenant: tenant.to_owned(),
             })
             .inc();
     }
 
-    /// Records a finished generation.
-    pub fn generation(&self, outcome: &'static str, duration: Duration) {
+    /// Records a finished generation of `tenant`.
+    pub fn generation(&self, outcome: &'static str, tenant: &str, duration: Duration) {
         self.generations
-            .get_or_create(&OutcomeLabels { outcome })
+            .get_or_create(&OutcomeLabels {
+                outcome,
+                tenant: tenant.to_owned(),
+            })
             .inc();
         self.stream_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Counts how one stream request ended (see [`crate::outcome`]).
+    pub fn stream_outcome(&self, outcome: &'static str, tenant: &str) {
+        self.stream_outcomes
+            .get_or_create(&OutcomeLabels {
+                outcome,
+                tenant: tenant.to_owned(),
+            })
+            .inc();
     }
 
     /// The text exposition (OpenMetrics flavour of the Prometheus format).

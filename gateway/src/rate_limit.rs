@@ -1,6 +1,9 @@
 //! At most N stream requests per session in any rolling window (the design document's
 //! "10 requests per minute per session").
 //!
+//! A session is the client's `session_id` *within its tenant*: the same id sent for two
+//! tenants is two sessions, so one tenant's traffic never uses up another's quota.
+//!
 //! A sliding log per session: the admission times of the requests still in the window.
 //! Only admitted requests are logged, so a client that keeps knocking while limited is
 //! let in again as soon as its oldest request leaves the window, as `Retry-After` says.
@@ -13,7 +16,7 @@ use tokio::time::Instant;
 /// The per-session sliding logs.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    sessions: BTreeMap<String, VecDeque<Instant>>,
+    sessions: BTreeMap<(String, String), VecDeque<Instant>>,
     /// Session count at the last sweep; the next sweep runs when the map doubles.
     swept_at: usize,
 }
@@ -31,16 +34,21 @@ pub enum Admission {
 }
 
 impl RateLimiter {
-    /// Counts a request of `session` at `now` against `limit` requests per `window`.
+    /// Counts a request of `session` of `tenant` at `now` against `limit` requests per
+    /// `window`.
     pub fn admit(
         &mut self,
+        tenant: &str,
         session: &str,
         now: Instant,
         limit: u32,
         window: Duration,
     ) -> Admission {
         self.sweep(now, window);
-        let log = self.sessions.entry(session.to_owned()).or_default();
+        let log = self
+            .sessions
+            .entry((tenant.to_owned(), session.to_owned()))
+            .or_default();
         while log
             .front()
             .is_some_and(|t| now.duration_since(*t) >= window)
@@ -84,7 +92,7 @@ mod tests {
         let mut limiter = RateLimiter::default();
         for i in 0..10 {
             assert_eq!(
-                limiter.admit("s", Instant::now(), 10, MINUTE),
+                limiter.admit("t", "s", Instant::now(), 10, MINUTE),
                 Admission::Admitted,
                 "{i}"
             );
@@ -92,25 +100,30 @@ mod tests {
         }
         // t = 10 s: the first request (t = 0) leaves the window at t = 60 s.
         assert_eq!(
-            limiter.admit("s", Instant::now(), 10, MINUTE),
+            limiter.admit("t", "s", Instant::now(), 10, MINUTE),
             Admission::Limited { retry_after_s: 50 }
         );
         assert_eq!(
-            limiter.admit("other", Instant::now(), 10, MINUTE),
+            limiter.admit("t", "other", Instant::now(), 10, MINUTE),
+            Admission::Admitted
+        );
+        // The same session id under another tenant is another session.
+        assert_eq!(
+            limiter.admit("u", "s", Instant::now(), 10, MINUTE),
             Admission::Admitted
         );
         tokio::time::sleep(Duration::from_millis(49_500)).await;
         assert_eq!(
-            limiter.admit("s", Instant::now(), 10, MINUTE),
+            limiter.admit("t", "s", Instant::now(), 10, MINUTE),
             Admission::Limited { retry_after_s: 1 }
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(
-            limiter.admit("s", Instant::now(), 10, MINUTE),
+            limiter.admit("t", "s", Instant::now(), 10, MINUTE),
             Admission::Admitted
         );
         assert!(matches!(
-            limiter.admit("s", Instant::now(), 10, MINUTE),
+            limiter.admit("t", "s", Instant::now(), 10, MINUTE),
             Admission::Limited { .. }
         ));
     }
@@ -119,10 +132,10 @@ mod tests {
     async fn idle_sessions_are_swept() {
         let mut limiter = RateLimiter::default();
         for i in 0..1024 {
-            limiter.admit(&format!("s{i}"), Instant::now(), 10, MINUTE);
+            limiter.admit("t", &format!("s{i}"), Instant::now(), 10, MINUTE);
         }
         tokio::time::sleep(MINUTE).await;
-        limiter.admit("late", Instant::now(), 10, MINUTE);
+        limiter.admit("t", "late", Instant::now(), 10, MINUTE);
         assert_eq!(limiter.sessions.len(), 1);
     }
 }

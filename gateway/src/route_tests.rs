@@ -59,7 +59,12 @@ async fn foster_village_streams_token_by_token_and_ends() {
         metrics.contains("gateway_time_to_first_token_seconds_count 1"),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"gateway_generations_total{outcome="completed"} 1"#));
+    assert!(
+        metrics.contains(&format!(
+            r#"gateway_generations_total{{outcome="completed",tenant="{FOSTER}"}} 1"#
+        )),
+        "{metrics}"
+    );
 }
 
 /// Austin Angels does not stream: `403 STREAM_002`, and Bedrock is never called.
@@ -511,7 +516,26 @@ async fn metrics_are_exposed() {
         text.contains(r#"gateway_requests_total{route="stream"} 2"#),
         "{text}"
     );
-    assert!(text.contains(r#"gateway_errors_total{code="STREAM_002"} 1"#));
+    assert!(text.contains(&format!(
+        r#"gateway_errors_total{{code="STREAM_002",tenant="{AUSTIN}"}} 1"#
+    )));
+    // A made-up tenant is refused without growing the label set.
+    w.call(stream_request("nosuchtenant", "s1", "m1", "Hello"))
+        .await;
+    let text = w.gateway.metrics_text();
+    assert!(
+        text.contains(r#"gateway_errors_total{code="STREAM_002",tenant=""} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("nosuchtenant"));
+    // Every stream request is counted once by how it ended.
+    assert!(text.contains(&format!(
+        r#"gateway_stream_outcomes_total{{outcome="completed",tenant="{FOSTER}"}} 1"#
+    )));
+    assert!(text.contains(&format!(
+        r#"gateway_stream_outcomes_total{{outcome="error",tenant="{AUSTIN}"}} 1"#
+    )));
+    assert!(text.contains(r#"gateway_stream_outcomes_total{outcome="error",tenant=""} 1"#));
     assert!(text.contains("gateway_stream_duration_seconds_bucket"));
     assert!(text.contains("gateway_time_to_first_token_seconds_bucket"));
     assert!(text.contains("# EOF"));

@@ -8,8 +8,9 @@
 use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::faults::{self, Frames};
-use crate::generation::Lookup;
+use crate::generation::{Lookup, MessageKey};
 use crate::metrics::Metrics;
+use crate::outcome::Pending;
 use crate::params::{self, MAX_URI_BYTES};
 use crate::rate_limit::Admission;
 use crate::sse;
@@ -82,6 +83,8 @@ async fn metrics(State(state): State<GatewayState>) -> Response {
 /// `GET /?tenant_hash&user_input&session_id&message_id`.
 async fn stream(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
     state.metrics().request("stream");
+    // Counted `cancelled` if this future is dropped before it answers.
+    let mut pending = Pending::begin(state.metrics_handle());
     let query = uri.query().unwrap_or("");
     let lenient = params::parse_query(query).unwrap_or_default();
     let field = |k: &str| lenient.get(k).map(String::as_str);
@@ -95,22 +98,27 @@ async fn stream(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri)
     let mut cut = None;
     if let Some(fault) = network {
         match fault.kind {
-            FaultKind::Refuse => return faults::refused(),
+            FaultKind::Refuse => {
+                pending.settle("error");
+                return faults::refused();
+            }
             FaultKind::Latency => sleep_ms(fault.delay_ms).await,
             FaultKind::Drop | FaultKind::Stall => cut = Some(fault),
             _ => {}
         }
     }
     let mut origin = None;
-    let mut response = match checked(&state, &headers, &uri, &mut origin).await {
+    let mut response = match checked(&state, &headers, &uri, &mut origin, &mut pending).await {
         Ok(response) => response,
         Err(err) => {
-            state.metrics().error(err.status_and_code().1);
+            state
+                .metrics()
+                .error(err.status_and_code().1, pending.tenant());
             err.into_response()
         }
     };
     cors::apply(response.headers_mut(), origin.as_deref());
-    match cut {
+    let response = match cut {
         Some(f) if f.kind == FaultKind::Drop => {
             let n = f.after_tokens.unwrap_or(0);
             faults::wrap_body(response, |b| faults::drop_after(b, n))
@@ -124,16 +132,38 @@ async fn stream(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri)
             faults::wrap_body(response, |b| faults::stall_after(b, n, delay, token))
         }
         None => response,
+    };
+    settle(response, pending)
+}
+
+/// Counts the request's outcome: at once for a refusal or a `204`, from what goes out
+/// for an event stream (see [`crate::outcome`]).
+fn settle(response: Response, mut pending: Pending) -> Response {
+    let is_stream = response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"text/event-stream");
+    if !is_stream {
+        pending.settle(if response.status().is_success() {
+            "completed"
+        } else {
+            "error"
+        });
+        return response;
     }
+    faults::wrap_body(response, |frames| pending.track(frames).boxed())
 }
 
 /// The checks and the answer; `origin` is set once the origin is known to be allowed,
-/// so every later answer (refusals included) carries the CORS header.
+/// so every later answer (refusals included) carries the CORS header; `pending` learns
+/// the tenant once it is known to exist.
 async fn checked(
     state: &GatewayState,
     headers: &HeaderMap,
     uri: &Uri,
     origin: &mut Option<String>,
+    pending: &mut Pending,
 ) -> Result<Response, GatewayError> {
     let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > MAX_URI_BYTES {
@@ -148,6 +178,7 @@ async fn checked(
         .get(&params.tenant_hash, ttl)
         .await?
         .ok_or(GatewayError::UnknownTenant)?;
+    pending.set_tenant(&params.tenant_hash);
     match cors::check(headers.get(header::ORIGIN), &config) {
         OriginCheck::Refused => return Err(GatewayError::OriginNotAllowed),
         OriginCheck::Allowed(o) => *origin = Some(o),
@@ -156,7 +187,9 @@ async fn checked(
     if !config.features.streaming_enabled {
         return Err(GatewayError::StreamingDisabled);
     }
-    if let Admission::Limited { retry_after_s } = state.admit(&params.session_id, &limits) {
+    if let Admission::Limited { retry_after_s } =
+        state.admit(&params.tenant_hash, &params.session_id, &limits)
+    {
         return Err(GatewayError::RateLimited { retry_after_s });
     }
 
@@ -171,7 +204,9 @@ async fn checked(
         match fault.kind {
             FaultKind::Latency => sleep_ms(fault.delay_ms).await,
             FaultKind::Status => {
-                state.metrics().error("INJECTED_STATUS");
+                state
+                    .metrics()
+                    .error("INJECTED_STATUS", &params.tenant_hash);
                 return Ok(faults::status_response(&fault));
             }
             FaultKind::WrongContentType => return Ok(faults::wrong_content_type()),
@@ -179,7 +214,10 @@ async fn checked(
         }
     }
 
-    // One answer per message. A Last-Event-ID for another message is ignored.
+    // One answer per message, of this tenant: the key holds the tenant, so no id a
+    // client sends reaches another tenant's answer. A Last-Event-ID for another
+    // message is ignored.
+    let key = MessageKey::new(&params.tenant_hash, &params.session_id, &params.message_id);
     let resume_from = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -189,16 +227,11 @@ async fn checked(
     let lookup = match resume_from {
         // A resume for an answer this gateway no longer keeps (reloaded, restarted):
         // nothing to resume, and a resume must never start a second Bedrock call.
-        Some(_) => match state
-            .generations()
-            .get(&params.session_id, &params.message_id)
-        {
+        Some(_) => match state.generations().get(&key) {
             Some(g) => Lookup::Existing(g),
             None => return Ok(no_content(state.metrics())),
         },
-        None => state
-            .generations()
-            .get_or_start(&params.session_id, &params.message_id),
+        None => state.generations().get_or_start(&key),
     };
     let frames = match lookup {
         Lookup::Started(generation) => {
@@ -239,11 +272,6 @@ async fn checked(
             _ => frames,
         };
     }
-    let open = OpenStream::new(state);
-    let frames = frames.map(move |f| {
-        let _held = &open;
-        f
-    });
     Ok(sse::response(Body::from_stream(frames)))
 }
 
@@ -255,23 +283,6 @@ fn no_content(metrics: &Metrics) -> Response {
 
 async fn sleep_ms(ms: Option<u64>) {
     tokio::time::sleep(Duration::from_millis(ms.unwrap_or(0))).await;
-}
-
-/// Counts an open event stream for as long as its body lives.
-struct OpenStream(prometheus_client::metrics::gauge::Gauge);
-
-impl OpenStream {
-    fn new(state: &GatewayState) -> OpenStream {
-        let gauge = state.metrics().open_streams.clone();
-        gauge.inc();
-        OpenStream(gauge)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// `OPTIONS /`: the CORS preflight. Accepted only for one of the tenant's origins
@@ -291,7 +302,7 @@ async fn preflight(State(state): State<GatewayState>, headers: HeaderMap, uri: U
             Ok(config) => config,
             Err(e) => {
                 let err = GatewayError::Config(e);
-                state.metrics().error(err.status_and_code().1);
+                state.metrics().error(err.status_and_code().1, "");
                 return err.into_response();
             }
         },
@@ -310,7 +321,7 @@ async fn preflight(State(state): State<GatewayState>, headers: HeaderMap, uri: U
         }
         _ => {
             let err = GatewayError::OriginNotAllowed;
-            state.metrics().error(err.status_and_code().1);
+            state.metrics().error(err.status_and_code().1, "");
             let mut response = err.into_response();
             cors::apply(response.headers_mut(), None);
             response

@@ -39,6 +39,30 @@ pub fn with_heartbeat(frames: Frames, every: Duration) -> Frames {
     .boxed()
 }
 
+/// A frame that ends a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    /// `data: {"type": "end"}`.
+    End,
+    /// `data: {"type": "error", …}`.
+    Error,
+}
+
+/// Whether `chunk`, one frame as [`encode`] wrote it, is a terminal frame. Reads only
+/// the start of the `data:` payload, whose field order [`StreamFrame::to_data`] fixes.
+pub fn terminal(chunk: &[u8]) -> Option<Terminal> {
+    const DATA: &[u8] = b"data: ";
+    let at = chunk.windows(DATA.len()).position(|w| w == DATA)?;
+    let payload = &chunk[at + DATA.len()..];
+    if payload.starts_with(br#"{"type": "end"}"#) {
+        Some(Terminal::End)
+    } else if payload.starts_with(br#"{"type": "error""#) {
+        Some(Terminal::Error)
+    } else {
+        None
+    }
+}
+
 /// One frame on the wire: `id:` and `data:` lines and the blank line that dispatches it.
 ///
 /// `data` never holds a raw newline: [`StreamFrame::to_data`] is JSON, which escapes them.
@@ -75,6 +99,24 @@ pub fn response(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_frames_are_told_apart() {
+        let error = StreamFrame::Error {
+            code: "STREAM_004".into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            terminal(&encode("m", 9, &StreamFrame::End)),
+            Some(Terminal::End)
+        );
+        assert_eq!(terminal(&encode("m", 9, &error)), Some(Terminal::Error));
+        // A text that reads like a terminal frame is still text.
+        let sly = StreamFrame::Text(r#"{"type": "end"}"#.into());
+        assert_eq!(terminal(&encode("m", 0, &sly)), None);
+        assert_eq!(terminal(HEARTBEAT), None);
+        assert_eq!(terminal(&malformed()), None);
+    }
 
     /// Silence is filled with heartbeats at the period, counted from the last chunk.
     #[tokio::test(start_paused = true)]

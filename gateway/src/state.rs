@@ -138,6 +138,10 @@ impl GatewayState {
         &self.inner.metrics
     }
 
+    pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
     pub(crate) fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
     }
@@ -160,13 +164,14 @@ impl GatewayState {
         }
     }
 
-    /// Counts a stream request of `session` against the rate limit.
-    pub(crate) fn admit(&self, session: &str, limits: &Limits) -> Admission {
+    /// Counts a stream request of `session` of `tenant` against the rate limit.
+    pub(crate) fn admit(&self, tenant: &str, session: &str, limits: &Limits) -> Admission {
         self.inner
             .rate
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .admit(
+                tenant,
                 session,
                 tokio::time::Instant::now(),
                 limits.rate_limit,

@@ -1,7 +1,9 @@
 //! The control surface under `/__admin/`: what a test or a person uses to steer the
 //! mock over HTTP. The same operations are methods on [`MockState`] for in-process use.
 //!
-//! - `GET  /__admin/requests`: the journal, a JSON array in arrival order;
+//! - `GET  /__admin/requests`: the journal, a JSON array in arrival order; with
+//!   `?tenant=…`, `&session=…`, `&message=…` only the entries whose `requestMetadata`
+//!   matches every one given (a session is a session of its tenant: ask with both);
 //! - `GET  /__admin/scenario`: the scenario in force, as JSON;
 //! - `PUT  /__admin/scenario`: replace it (TOML body; 400 with the diagnostics);
 //! - `POST /__admin/faults`: arm a one-off fault (JSON of a scenario `Fault`);
@@ -10,7 +12,8 @@
 use crate::state::MockState;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use http::StatusCode;
@@ -26,8 +29,43 @@ pub(crate) fn routes() -> Router<MockState> {
         .route("/reset", post(reset))
 }
 
-async fn requests(State(state): State<MockState>) -> Response {
-    Json(state.journal()).into_response()
+/// The journal query: each field given must equal the entry's own.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalQuery {
+    tenant: Option<String>,
+    session: Option<String>,
+    message: Option<String>,
+}
+
+impl JournalQuery {
+    fn admits(&self, entry: &crate::JournalEntry) -> bool {
+        let matches = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        };
+        matches(&self.tenant, &entry.tenant)
+            && matches(&self.session, &entry.session)
+            && matches(&self.message, &entry.message)
+    }
+}
+
+async fn requests(
+    State(state): State<MockState>,
+    query: Result<Query<JournalQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(err) => {
+            let text = format!("the journal takes ?tenant=, &session=, &message=: {err}\n");
+            return (StatusCode::BAD_REQUEST, text).into_response();
+        }
+    };
+    let entries: Vec<_> = state
+        .journal()
+        .into_iter()
+        .filter(|e| query.admits(e))
+        .collect();
+    Json(entries).into_response()
 }
 
 async fn scenario(State(state): State<MockState>) -> Response {

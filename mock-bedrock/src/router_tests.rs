@@ -418,6 +418,28 @@ async fn admin_replaces_the_scenario_arms_faults_and_resets() {
     assert_eq!(journal[0]["outcome"], "fault");
     assert_eq!(journal[0]["fault"], "bedrock/internal");
 
+    // Queried by tenant, session and message (converse_body sends tenant "t1").
+    let filtered = |q: &'static str| {
+        let state = state.clone();
+        async move {
+            let response = call(&state, Request::get(q).body(Body::empty()).unwrap()).await;
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).ok(),
+            )
+        }
+    };
+    let all = journal.as_array().unwrap().len();
+    let (status, mine) = filtered("/__admin/requests?tenant=t1&message=m").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mine.unwrap().as_array().unwrap().len(), all);
+    let (_, none) = filtered("/__admin/requests?tenant=other&message=m").await;
+    assert_eq!(none.unwrap(), serde_json::json!([]));
+    let (status, _) = filtered("/__admin/requests?tenants=t1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     let response = call(&state, post("/__admin/reset", String::new())).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(state.journal().is_empty());
