@@ -274,7 +274,8 @@ pub struct Job {
 /// frame (Bedrock failed, the cap struck, every reader left, the server shuts down).
 pub async fn run(generation: Arc<Generation>, job: Job) {
     let started = Instant::now();
-    let deadline = started + job.max_stream;
+    // A cap too far to represent is no cap (never an overflow panic).
+    let deadline = started.checked_add(job.max_stream);
     let ending = {
         let pump = pump(&generation, &job, started);
         tokio::pin!(pump);
@@ -282,7 +283,7 @@ pub async fn run(generation: Arc<Generation>, job: Job) {
             biased;
             _ = job.shutdown.cancelled() => Ending::Shutdown,
             _ = generation.abandon.cancelled() => Ending::Abandoned,
-            _ = tokio::time::sleep_until(deadline) => Ending::TimedOut(job.max_stream),
+            _ = crate::sleep_until_or_never(deadline) => Ending::TimedOut(job.max_stream),
             result = &mut pump => match result {
                 Ok(()) => Ending::Completed,
                 Err(e) => Ending::Failed(e),

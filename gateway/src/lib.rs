@@ -56,3 +56,12 @@ pub use tenants::{ConfigError, ConfigSource, HttpConfigSource};
 pub fn app(state: GatewayState) -> axum::Router {
     routes::router(state)
 }
+
+/// Sleeps until `deadline`, or forever when there is none (a limit too large to add
+/// to the clock: scenario numbers never overflow an `Instant`).
+pub(crate) async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

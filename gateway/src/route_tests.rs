@@ -575,3 +575,70 @@ async fn head_starts_no_answer_and_other_methods_and_paths_get_json() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(json(response).await["code"], "NOT_FOUND");
 }
+
+/// The cap is a promise to the client: whatever holds a stream up — a Bedrock stall, a
+/// slow first token, a `gateway` stall that freezes the edge for good, a joined reader
+/// of a stalled generation — the stream ends with `STREAM_004` by `max_stream_ms` plus
+/// [`crate::sse::CAP_MARGIN`] after it opened.
+#[tokio::test(start_paused = true)]
+async fn no_stream_stays_open_past_the_cap() {
+    let cap = Duration::from_millis(30_000) + crate::sse::CAP_MARGIN;
+    let mut bedrock_stall = fault(FaultTarget::Bedrock, FaultKind::Stall);
+    bedrock_stall.after_tokens = Some(1);
+    let mut slow_first = fault(FaultTarget::Bedrock, FaultKind::SlowFirstToken);
+    slow_first.delay_ms = Some(120_000);
+    let mut edge_stall = fault(FaultTarget::Gateway, FaultKind::Stall);
+    edge_stall.after_tokens = Some(2);
+    for (name, f) in [
+        ("bedrock stall", bedrock_stall),
+        ("slow first token", slow_first),
+        ("gateway stall, for good", edge_stall),
+    ] {
+        let w = world(scenario_with(vec![f]));
+        let start = Instant::now();
+        let frames = chunks(w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await).await;
+        let open_for = start.elapsed();
+        assert!(open_for <= cap, "{name}: open for {open_for:?}");
+        let last = data(&frames).pop().unwrap_or_default();
+        assert!(last.contains("STREAM_004"), "{name}: {frames:?}");
+        // The cut frame keeps the id sequence.
+        let ids: Vec<_> = frames
+            .iter()
+            .filter_map(|f| f.lines().next()?.strip_prefix("id: m1:").map(str::to_owned))
+            .collect();
+        let expected: Vec<_> = (0..ids.len()).map(|i| i.to_string()).collect();
+        assert_eq!(ids, expected, "{name}");
+        w.gateway.shutdown();
+        w.gateway.wait_for_generations().await;
+    }
+}
+
+/// A joined reader of a stalled generation, arriving late, ends with the generation's
+/// own cap (before its own would strike).
+#[tokio::test(start_paused = true)]
+async fn a_late_joiner_ends_with_the_generation() {
+    let mut stall = fault(FaultTarget::Bedrock, FaultKind::Stall);
+    stall.after_tokens = Some(1);
+    let w = world(scenario_with(vec![stall]));
+    let first = w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await;
+    let first = tokio::spawn(chunks(first));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let start = Instant::now();
+    let late = chunks(w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await).await;
+    assert!(start.elapsed() <= Duration::from_secs(10) + crate::sse::CAP_MARGIN);
+    assert!(
+        data(&late).pop().unwrap().contains("STREAM_004"),
+        "{late:?}"
+    );
+    assert_eq!(data(&first.await.unwrap()), data(&late));
+}
+
+/// A cap too large to add to the clock is no cap, not a panic.
+#[tokio::test(start_paused = true)]
+async fn a_huge_cap_does_not_overflow() {
+    let mut s = Scenario::default_scenario();
+    s.limits.max_stream_ms = u64::MAX;
+    let w = world(s);
+    let frames = chunks(w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await).await;
+    assert_eq!(data(&frames), HELLO);
+}

@@ -272,6 +272,11 @@ async fn checked(
             _ => frames,
         };
     }
+    // The cap is a promise to the client: outside the gateway's own faults, so even a
+    // stalled edge ends with `STREAM_004` (a stalled *network* holds that frame too).
+    let cap = Duration::from_millis(limits.max_stream_ms).saturating_add(sse::CAP_MARGIN);
+    let first_seq = resume_from.unwrap_or(0) as u64;
+    let frames = sse::capped(frames, cap, params.message_id.clone(), first_seq);
     Ok(sse::response(Body::from_stream(frames)))
 }
 

@@ -63,6 +63,42 @@ pub fn terminal(chunk: &[u8]) -> Option<Terminal> {
     }
 }
 
+/// How long past `limits.max_stream_ms` an open stream may last before [`capped`] cuts
+/// it. The generation's own cap strikes first in every case but a stalled connection
+/// (a `gateway` `stall` fault); this is the promise's slack, on the server's clock.
+pub const CAP_MARGIN: Duration = Duration::from_millis(100);
+
+/// Ends `frames` with a `STREAM_004` error frame if it is still open `cap` after now:
+/// the 30 s cap as a promise to the client, whatever holds the stream up (a stalled
+/// edge, a generation that outlives its own deadline). The frame's `id:` continues
+/// the sequence from `first_seq` by the `id:` frames that went out.
+pub fn capped(frames: Frames, cap: Duration, message_id: String, first_seq: u64) -> Frames {
+    let deadline = tokio::time::Instant::now().checked_add(cap);
+    let state = (Some(frames), first_seq, message_id);
+    futures_util::stream::unfold(state, move |(frames, seq, message_id)| async move {
+        let mut frames = frames?;
+        tokio::select! {
+            biased;
+            item = frames.next() => {
+                let item = item?;
+                let seq = seq + u64::from(item.as_ref().is_ok_and(|b| b.starts_with(b"id: ")));
+                Some((item, (Some(frames), seq, message_id)))
+            }
+            _ = crate::sleep_until_or_never(deadline) => {
+                let frame = StreamFrame::Error {
+                    code: picasso_core::wire::Code::Stream004.as_str().to_owned(),
+                    message: format!(
+                        "the stream stayed open past its cap of {} ms",
+                        cap.saturating_sub(CAP_MARGIN).as_millis()
+                    ),
+                };
+                Some((Ok(encode(&message_id, seq, &frame)), (None, seq, message_id)))
+            }
+        }
+    })
+    .boxed()
+}
+
 /// One frame on the wire: `id:` and `data:` lines and the blank line that dispatches it.
 ///
 /// `data` never holds a raw newline: [`StreamFrame::to_data`] is JSON, which escapes them.

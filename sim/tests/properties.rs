@@ -505,8 +505,10 @@ fn defect_table() -> Vec<Row> {
             defect: 16,
             what: "no cleanup on unmount: the source stays open",
             policy: Policy::AsWritten,
+            // A frozen network: the gateway's own cap ends a stalled edge with
+            // STREAM_004, but no server can reach a client through a frozen link.
             scenario: || {
-                with_fault(FaultTarget::Gateway, FaultKind::Stall, |f| {
+                with_fault(FaultTarget::Network, FaultKind::Stall, |f| {
                     f.after_tokens = Some(1)
                 })
             },
