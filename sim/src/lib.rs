@@ -15,6 +15,7 @@ pub mod inproc;
 pub mod invariants;
 pub mod simulator;
 pub mod sse_parser;
+pub mod story;
 pub mod widget;
 
 pub use invariants::{Property, Violation};

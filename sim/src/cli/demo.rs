@@ -3,83 +3,82 @@
 //! Each demo is one of the example scenarios, run under the three widget policies;
 //! the terminal shows the three timelines side by side on a shared virtual-time axis,
 //! then what the user saw and which invariants each policy broke.
+//!
+//! A demo's own text says only what the scenario injects. Every sentence about what
+//! happened is computed from the runs by [`picasso_sim::story`].
 
 use super::Status;
 use picasso_core::parse_scenario;
 use picasso_sim::{Outcome, Policy};
 
-/// A named demo: a scenario and the story it tells.
+/// A named demo: a scenario and what it injects (what happens is computed).
 struct Demo {
     name: &'static str,
-    story: &'static str,
+    setup: &'static str,
     scenario: &'static str,
 }
 
 macro_rules! demo {
-    ($name:literal, $file:literal, $story:literal) => {
+    ($name:literal, $file:literal, $setup:literal) => {
         Demo {
             name: $name,
-            story: $story,
+            setup: $setup,
             scenario: include_str!(concat!("../../../scenarios/", $file)),
         }
     };
 }
 
 const DEMOS: &[Demo] = &[
-    demo!(
-        "happy-path",
-        "happy-path.toml",
-        "No fault at all. The as-written hook never handles `end`, so every good answer ends in onerror; the naive fix lets the browser reconnect and ask again: text doubles."
-    ),
+    demo!("happy-path", "happy-path.toml", "No fault at all."),
     demo!(
         "mid-stream-drop",
         "bedrock-drop.toml",
-        "Bedrock's connection drops after three tokens. Only the corrected widget replaces the partial text with the regular answer."
+        "Bedrock's connection drops after three tokens."
     ),
     demo!(
         "network-drop",
         "network-drop.toml",
-        "The network cuts the stream after three frames. A browser reconnects by itself; the gateway answers the repeat with 204 instead of a second Bedrock call."
+        "The network cuts the stream after three frames."
     ),
     demo!(
         "throttling",
         "bedrock-throttling.toml",
-        "Bedrock throttles every attempt of the stream; the SDK's retries give up and the gateway sends an error frame."
+        "Bedrock throttles every attempt of the stream."
     ),
     demo!(
         "slow-first-token",
         "bedrock-slow-first-token.toml",
-        "The first token is 20 s late. The corrected widget's idle timer falls back at 15 s; the hook waits."
+        "The first token is 20 s late."
     ),
     demo!(
         "stream-cap",
         "stream-time-cap.toml",
-        "A 40 s answer meets the gateway's 30 s cap: STREAM_004; the fallback chat is as slow and times out too, so the user sees a clear error."
+        "A 40 s answer meets the gateway's 30 s cap, and the regular chat is as slow."
     ),
     demo!(
         "rate-limit",
         "rate-limit.toml",
-        "Twelve messages in a minute: the 11th stream request gets 429 RATE_LIMITED."
+        "Twelve messages in a minute against a limit of 10 stream requests per session."
     ),
     demo!(
         "refused",
         "network-refuse.toml",
-        "The connection to the gateway is refused. The as-written hook shows nothing at all (a silent drop)."
+        "The connection to the gateway is refused."
     ),
     demo!(
         "corrupt-frame",
         "bedrock-corrupt-frame.toml",
-        "A Bedrock frame with a bad CRC: the SDK's checksum catches it, the gateway reports it, the widget falls back."
+        "A Bedrock frame with a bad CRC."
     ),
     demo!(
         "malformed-frame",
         "gateway-malformed-frame.toml",
-        "A data line that is not JSON: the hook's JSON.parse throws and loses the token silently."
+        "The gateway sends a data line that is not JSON."
     ),
     demo!(
         "wrong-content-type",
         "gateway-wrong-content-type.toml",
-        "200 with application/json: EventSource fails for good; only the corrected widget falls back."
+        "The gateway answers 200 with application/json."
     ),
 ];
 
@@ -88,7 +87,7 @@ pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
     let Some(name) = name else {
         println!("Fault-injection demos (picasso-sim demo NAME):\n");
         for d in DEMOS {
-            println!("  {:<20} {}", d.name, d.story);
+            println!("  {:<20} {}", d.name, d.setup);
         }
         return Status::Ok;
     };
@@ -113,26 +112,21 @@ pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
             }
         }
     }
-    println!("demo {}: {}\n", demo.name, demo.story);
+    println!("demo {}: {}", demo.name, demo.setup);
+    for fault in &scenario.faults {
+        println!("injected: {}", describe_fault(fault));
+    }
+    println!();
     print!("{}", side_by_side(&outcomes, terminal_width()));
     for o in &outcomes {
         println!("\n── {} ──", o.policy);
-        for (session, m) in o.messages() {
-            let shown = if m.final_text.is_empty() {
-                "(nothing)".to_owned()
-            } else {
-                format!("{:?}", clip(&m.final_text, 70))
-            };
+        for story in picasso_sim::story::stories(&scenario, o) {
+            let claims: Vec<String> = story.claims.iter().map(ToString::to_string).collect();
             println!(
-                "  {session}/{}: {}, shown {shown}{}",
-                m.id,
-                m.terminal.as_ref().map_or_else(
-                    || "never ended".to_owned(),
-                    |t| format!("{t:?}").to_lowercase()
-                ),
-                m.error_shown
-                    .as_ref()
-                    .map_or_else(String::new, |e| format!(", error {e}"))
+                "  {}/{}: {}",
+                story.session,
+                story.message,
+                claims.join("; ")
             );
         }
         if o.violations.is_empty() {
@@ -147,6 +141,30 @@ pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
         }
     }
     Status::Ok
+}
+
+/// A scripted fault in one line: where, what, when and on what (from the scenario).
+fn describe_fault(f: &picasso_core::scenario::Fault) -> String {
+    let mut out = f.label();
+    if let Some(n) = f.after_tokens {
+        out.push_str(&format!(" after {n} tokens"));
+    }
+    if let Some(ms) = f.delay_ms {
+        out.push_str(&format!(", {ms} ms"));
+    }
+    if let Some(status) = f.status {
+        out.push_str(&format!(", status {status}"));
+    }
+    for (what, value) in [
+        ("tenant", &f.tenant),
+        ("session", &f.session),
+        ("message", &f.message),
+    ] {
+        if let Some(v) = value {
+            out.push_str(&format!(", {what} {v}"));
+        }
+    }
+    out
 }
 
 fn terminal_width() -> usize {
@@ -251,6 +269,91 @@ fn side_by_side(outcomes: &[Outcome], width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use picasso_sim::Property;
+    use picasso_sim::story::{Claim, stories};
+    use picasso_sim::widget::Terminal;
+
+    /// Every claim every demo prints, checked against its run by a second route: the
+    /// invariant results, the widget's terminal state, the transcript's lines.
+    #[test]
+    fn every_printed_claim_matches_its_run() {
+        for d in DEMOS {
+            let scenario = parse_scenario(d.name, d.scenario).unwrap();
+            for policy in Policy::ALL {
+                let o = picasso_sim::run_scenario(&scenario, policy).unwrap();
+                let broken = |p: Property, place: &str| {
+                    o.violations
+                        .iter()
+                        .any(|v| v.property == p && v.place == place)
+                };
+                for story in stories(&scenario, &o) {
+                    let place = format!("{}/{}", story.session, story.message);
+                    let m = o
+                        .messages()
+                        .find(|(s, m)| *s == story.session && m.id == story.message)
+                        .map(|(_, m)| m)
+                        .unwrap();
+                    let gets = o
+                        .transcript
+                        .lines()
+                        .filter(|l| l.contains(&format!("] {place} ")))
+                        .filter(|l| l.contains(" GET stream"))
+                        .count();
+                    let ctx = format!("{} {policy} {place}", d.name);
+                    for claim in &story.claims {
+                        match claim {
+                            Claim::AnswerShown { times, .. } => {
+                                if *times > 1 {
+                                    assert!(broken(Property::ExactText, &place), "{ctx}: {claim}");
+                                }
+                                assert!(
+                                    matches!(m.terminal, Some(Terminal::Complete(_))),
+                                    "{ctx}: {claim}"
+                                );
+                            }
+                            Claim::NothingShown => {
+                                assert!(broken(Property::NoSilentDrop, &place), "{ctx}: {claim}");
+                            }
+                            Claim::WrongTextWhileStreaming(_) | Claim::OtherTextShown(_) => {
+                                assert!(broken(Property::ExactText, &place), "{ctx}: {claim}");
+                            }
+                            Claim::ErrorShown(code) => {
+                                assert!(
+                                    matches!(&m.terminal, Some(Terminal::Failed { code: c }) if c == code),
+                                    "{ctx}: {claim}"
+                                );
+                            }
+                            Claim::FellBack { posts } => {
+                                let calls = o
+                                    .bedrock
+                                    .iter()
+                                    .filter(|e| e.message.as_deref() == Some(&story.message))
+                                    .filter(|e| {
+                                        e.caller == Some(picasso_core::scenario::Caller::Master)
+                                    })
+                                    .count();
+                                assert!(*posts >= 1 && calls >= 1, "{ctx}: {claim}");
+                            }
+                            Claim::Reconnected { statuses } => {
+                                assert_eq!(gets, statuses.len() + 1, "{ctx}: {claim}");
+                            }
+                            Claim::BedrockCalls(n) => {
+                                assert!(*n >= 2, "{ctx}: {claim}");
+                                assert!(
+                                    policy == Policy::Corrected
+                                        || broken(Property::BedrockBudget, &place)
+                                        || broken(Property::NoFallbackAfterEnd, &place)
+                                        || broken(Property::NoHiddenReconnects, &place),
+                                    "{ctx}: {claim}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_demo_scenario_is_valid() {
