@@ -177,7 +177,7 @@ fn clip(s: &str, n: usize) -> String {
 
 /// How many times `text` is `unit` repeated back to back (`None`: it is not).
 fn repeats(text: &str, unit: &str) -> Option<usize> {
-    if unit.is_empty() || text.len() % unit.len() != 0 {
+    if unit.is_empty() || !text.len().is_multiple_of(unit.len()) {
         return None;
     }
     let times = text.len() / unit.len();
