@@ -51,6 +51,9 @@ pub struct OutcomeLabels {
 /// The gateway's metrics and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
+    /// Errors by code, all tenants, for readers in the same process (the rollout's
+    /// "error rates by type"): the same counts as `errors`, without parsing text.
+    by_code: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Requests by route.
     pub requests: Family<RouteLabels, Counter>,
     /// Refusals and error frames by code.
@@ -124,6 +127,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry,
+            by_code: std::sync::Mutex::default(),
             requests,
             errors,
             generations,
@@ -150,6 +154,20 @@ impl Metrics {
                 tenant: tenant.to_owned(),
             })
             .inc();
+        *self
+            .by_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(code.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Refusals and error frames so far, by code (all tenants).
+    pub fn errors_by_code(&self) -> std::collections::BTreeMap<String, u64> {
+        self.by_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records a finished generation of `tenant`.

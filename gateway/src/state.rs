@@ -117,6 +117,12 @@ impl GatewayState {
         self.inner.metrics.render()
     }
 
+    /// Refusals and error frames so far, by code (what `/metrics` counts as
+    /// `gateway_errors_total`, summed over tenants).
+    pub fn errors_by_code(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.metrics.errors_by_code()
+    }
+
     /// Begins shutdown: every running generation ends with an error frame, so open
     /// streams get a final frame and close. New generations end at once.
     pub fn shutdown(&self) {

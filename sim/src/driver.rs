@@ -49,6 +49,7 @@ static WORLDS: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone)]
 pub(crate) struct World {
     pub(crate) bedrock_state: mock_bedrock::MockState,
+    pub(crate) gateway_state: gateway::GatewayState,
     pub(crate) master: Router,
     pub(crate) gateway: Router,
 }
@@ -91,9 +92,10 @@ impl World {
                 bedrock: bedrock_client::build_client(&config, runtime()),
             },
         );
-        let gateway = gateway::app(gateway_state);
+        let gateway = gateway::app(gateway_state.clone());
         World {
             bedrock_state,
+            gateway_state,
             master,
             gateway,
         }

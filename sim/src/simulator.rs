@@ -69,6 +69,9 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Virtual time when the last session closed.
     pub end_ms: u64,
+    /// The gateway's refusals and error frames by code, as its `/metrics` counts them
+    /// (server-side knowledge: never shown to a widget).
+    pub gateway_errors: std::collections::BTreeMap<String, u64>,
 }
 
 impl Outcome {
@@ -115,7 +118,7 @@ pub fn run_with(
         .build()
         .map_err(SimError::Runtime)?;
     let scenario = Arc::new(scenario.clone());
-    let (sessions, log, bedrock, end_ms) = runtime.block_on(async {
+    let (sessions, log, bedrock, end_ms, gateway_errors) = runtime.block_on(async {
         let world = World::build(&scenario);
         let log = Log::new(options.transcript);
         let handles: Vec<_> = scenario
@@ -148,7 +151,8 @@ pub fn run_with(
         // replay, a call cut short), so the journal's outcomes are settled.
         tokio::time::sleep(Duration::from_millis(scenario.limits.max_stream_ms + 5_000)).await;
         let bedrock = world.bedrock_state.journal();
-        Ok((sessions, log, bedrock, end_ms))
+        let gateway_errors = world.gateway_state.errors_by_code();
+        Ok((sessions, log, bedrock, end_ms, gateway_errors))
     })?;
     drop(runtime);
     let (lines, streams) = {
@@ -173,6 +177,7 @@ pub fn run_with(
         streams,
         violations: Vec::new(),
         end_ms,
+        gateway_errors,
     };
     if options.check {
         outcome.violations = invariants::check(&scenario, &outcome);

@@ -95,6 +95,10 @@ enum Command {
         /// Write an HTML report with charts here.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Write every step's dashboard, criteria (value, threshold, pass) and decision
+        /// as JSON here, for CI.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
         /// Replace the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -210,8 +214,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Rollout {
             scenario,
             html,
+            json,
             seed,
-        } => rollout::run(scenario.as_deref(), html.as_deref(), seed),
+        } => rollout::run(scenario.as_deref(), html.as_deref(), json.as_deref(), seed),
         Command::Validate { files } => validate::run(&files),
         Command::Schema => schema::run(),
     };

@@ -1,4 +1,8 @@
-//! The design document's success metrics, computed from simulated traffic.
+//! The design document's success metrics and its dashboard's numbers (§4.2: request
+//! count, error rates by type, latency percentiles, fallback rate), computed from
+//! simulated traffic.
+
+use std::collections::BTreeMap;
 
 /// What one simulated message did, as far as the rollout cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +19,22 @@ pub(crate) struct MessageRecord {
     pub first_text_ms: Option<u64>,
     /// Bedrock calls made for the message.
     pub bedrock_calls: u32,
+}
+
+/// What one simulated session was, as far as the rollout cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionRecord {
+    /// The config and the rollout admit it to streaming (`streaming_enabled`, the
+    /// sticky bucket under the percentage, a browser with `EventSource`).
+    pub eligible: bool,
+    /// Its tenant does not stream at this step (the "no change" group).
+    pub non_streaming_tenant: bool,
+    /// Streaming GETs the network saw for it (reconnects included).
+    pub stream_requests: usize,
+    /// Regular-chat POSTs it made (fallbacks and retries included).
+    pub regular_requests: usize,
+    /// Its messages.
+    pub messages: Vec<MessageRecord>,
 }
 
 /// One rollout step's numbers.
@@ -46,9 +66,99 @@ pub(crate) struct StepMetrics {
     pub ttft_stream_ms: Vec<u64>,
     /// Time to the answer of regular-chat messages (no stream opened), sorted.
     pub ttft_regular_ms: Vec<u64>,
+    /// Sessions the config and the rollout admit to streaming.
+    pub eligible_sessions: usize,
+    /// Of those, the ones that opened at least one stream.
+    pub eligible_streaming_sessions: usize,
+    /// Sessions of tenants that do not stream at this step.
+    pub non_streaming_sessions: usize,
+    /// Streaming GETs those sessions made (must be 0).
+    pub non_streaming_stream_requests: usize,
+    /// Their messages.
+    pub non_streaming_messages: usize,
+    /// Their visible errors.
+    pub non_streaming_errors: usize,
+    /// Their time to the answer, sorted.
+    pub non_streaming_answer_ms: Vec<u64>,
+    /// Streaming GETs, all sessions (the dashboard's request count).
+    pub stream_requests: usize,
+    /// Regular-chat POSTs, all sessions.
+    pub regular_requests: usize,
+    /// The gateway's refusals and error frames by code (its `/metrics`).
+    pub gateway_errors: BTreeMap<String, u64>,
 }
 
 impl StepMetrics {
+    /// Aggregates a step from its sessions and the gateway's error counts.
+    pub(crate) fn from_records(
+        percentage: f64,
+        records: &[SessionRecord],
+        gateway_errors: BTreeMap<String, u64>,
+    ) -> StepMetrics {
+        let messages: Vec<Vec<MessageRecord>> =
+            records.iter().map(|r| r.messages.clone()).collect();
+        let mut m = StepMetrics::from_sessions(percentage, &messages);
+        let eligible = || records.iter().filter(|r| r.eligible);
+        let others = || records.iter().filter(|r| r.non_streaming_tenant);
+        m.eligible_sessions = eligible().count();
+        m.eligible_streaming_sessions = eligible()
+            .filter(|r| r.messages.iter().any(|m| m.streamed))
+            .count();
+        m.non_streaming_sessions = others().count();
+        m.non_streaming_stream_requests = others().map(|r| r.stream_requests).sum();
+        m.non_streaming_messages = others().map(|r| r.messages.len()).sum();
+        m.non_streaming_errors = others()
+            .flat_map(|r| &r.messages)
+            .filter(|m| m.visible_error)
+            .count();
+        m.non_streaming_answer_ms = others()
+            .flat_map(|r| &r.messages)
+            .filter_map(|m| m.first_text_ms)
+            .collect();
+        m.non_streaming_answer_ms.sort_unstable();
+        m.stream_requests = records.iter().map(|r| r.stream_requests).sum();
+        m.regular_requests = records.iter().map(|r| r.regular_requests).sum();
+        m.gateway_errors = gateway_errors;
+        m
+    }
+
+    /// Several steps' numbers as one population (the rollout's overall judgement).
+    pub(crate) fn pooled(steps: &[&StepMetrics]) -> StepMetrics {
+        let mut out = StepMetrics::from_sessions(f64::NAN, &[]);
+        let cat = |f: fn(&StepMetrics) -> &Vec<u64>| {
+            let mut v: Vec<u64> = steps.iter().flat_map(|s| f(s).iter().copied()).collect();
+            v.sort_unstable();
+            v
+        };
+        for s in steps {
+            out.sessions += s.sessions;
+            out.streaming_sessions += s.streaming_sessions;
+            out.sessions_with_errors += s.sessions_with_errors;
+            out.messages += s.messages;
+            out.streaming_started += s.streaming_started;
+            out.streaming_completed += s.streaming_completed;
+            out.streaming_failed += s.streaming_failed;
+            out.fallback_triggered += s.fallback_triggered;
+            out.visible_errors += s.visible_errors;
+            out.bedrock_calls += s.bedrock_calls;
+            out.eligible_sessions += s.eligible_sessions;
+            out.eligible_streaming_sessions += s.eligible_streaming_sessions;
+            out.non_streaming_sessions += s.non_streaming_sessions;
+            out.non_streaming_stream_requests += s.non_streaming_stream_requests;
+            out.non_streaming_messages += s.non_streaming_messages;
+            out.non_streaming_errors += s.non_streaming_errors;
+            out.stream_requests += s.stream_requests;
+            out.regular_requests += s.regular_requests;
+            for (code, n) in &s.gateway_errors {
+                *out.gateway_errors.entry(code.clone()).or_default() += n;
+            }
+        }
+        out.ttft_stream_ms = cat(|s| &s.ttft_stream_ms);
+        out.ttft_regular_ms = cat(|s| &s.ttft_regular_ms);
+        out.non_streaming_answer_ms = cat(|s| &s.non_streaming_answer_ms);
+        out
+    }
+
     /// Aggregates a step from its sessions' message records.
     pub(crate) fn from_sessions(percentage: f64, sessions: &[Vec<MessageRecord>]) -> StepMetrics {
         let all = || sessions.iter().flatten();
@@ -83,6 +193,16 @@ impl StepMetrics {
             bedrock_calls: all().map(|m| u64::from(m.bedrock_calls)).sum(),
             ttft_stream_ms,
             ttft_regular_ms,
+            eligible_sessions: 0,
+            eligible_streaming_sessions: 0,
+            non_streaming_sessions: 0,
+            non_streaming_stream_requests: 0,
+            non_streaming_messages: 0,
+            non_streaming_errors: 0,
+            non_streaming_answer_ms: Vec::new(),
+            stream_requests: 0,
+            regular_requests: 0,
+            gateway_errors: BTreeMap::new(),
         }
     }
 
@@ -96,9 +216,21 @@ impl StepMetrics {
         ratio(self.fallback_triggered, self.streaming_started)
     }
 
-    /// Share of sessions that streamed (the document's adoption rate, of eligible sessions).
+    /// Share of sessions that streamed (all sessions of the step).
     pub(crate) fn adoption(&self) -> f64 {
         ratio(self.streaming_sessions, self.sessions)
+    }
+
+    /// The document's adoption rate: eligible sessions that streamed, per eligible
+    /// session (`None` when none was eligible).
+    pub(crate) fn eligible_adoption(&self) -> Option<f64> {
+        (self.eligible_sessions > 0)
+            .then(|| ratio(self.eligible_streaming_sessions, self.eligible_sessions))
+    }
+
+    /// Messages that ended in a visible error, per message (the overall error rate).
+    pub(crate) fn visible_error_rate(&self) -> f64 {
+        ratio(self.visible_errors, self.messages)
     }
 
     /// Bedrock calls per message against the projection of one.

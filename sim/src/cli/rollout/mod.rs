@@ -1,26 +1,38 @@
 //! `picasso-sim rollout [SCENARIO]`: rehearses the design document's rollout (§4.1:
 //! 0 → 10 → 50 → 100 % of one tenant, then the other tenants) on a simulated
-//! population, computes its success metrics at each step and walks its rollback
-//! decision tree, stopping at the first "roll back".
+//! population, shows its dashboard (§4.2) at each step, judges each step and the whole
+//! rollout by its success criteria ([`criteria`]), and walks its rollback decision tree,
+//! whose branches change what happens next:
+//!
+//! - **roll back** stops the rollout and sets the tenant's percentage to 0;
+//! - **investigate** holds the step: it is run once more on a fresh population; if the
+//!   tree still says investigate, the rollout stops there, held for investigation;
+//! - **reduce** halves the percentage for the next run, then the plan carries on;
+//! - **proceed** goes on to the next step.
 //!
 //! Each step is one simulator run of the corrected widget: `sessions_per_step`
-//! sessions of `messages_per_session` messages each, the scenario's faults (those with
-//! a `probability` are the population's background fault rates), the tenant's
-//! `streaming_percentage` set to the step's.
+//! sessions of `messages_per_session` messages for the tenants being rolled out, plus a
+//! quarter as many for the tenants that do not stream at that step (the "no impact"
+//! group), the scenario's faults (those with a `probability` are the population's
+//! background fault rates). A 0 % monitoring step is the baseline; one is run first
+//! when the plan has none.
 
+mod criteria;
 mod decision;
 mod metrics;
 mod report;
 
 use super::Status;
+use criteria::{Baseline, Criterion, all_pass, judge};
 use decision::{Decision, Verdict, decide};
 use fake::Fake;
 use fake::faker::lorem::en::Sentence;
-use metrics::{MessageRecord, StepMetrics, quantile};
+use metrics::{MessageRecord, SessionRecord, StepMetrics, quantile};
 use picasso_core::scenario::{Message, Rollout, Scenario, Session};
 use picasso_core::{load_file, parse_scenario, rng};
 use picasso_sim::Policy;
 use picasso_sim::widget::{Mode, Source, Terminal};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The rehearsal run when no file is given (`scenarios/rollout.toml`).
@@ -34,8 +46,46 @@ struct Step {
     tenants: Vec<String>,
 }
 
-/// Runs the rehearsal and prints the verdicts; exit status 1 when it ends in a rollback.
-pub(crate) fn run(path: Option<&Path>, html: Option<&Path>, seed: Option<u64>) -> Status {
+/// One step as run: its numbers, the tree's decision, the criteria, what came next.
+#[derive(Debug, Clone)]
+struct StepRun {
+    step: Step,
+    metrics: StepMetrics,
+    decision: Decision,
+    criteria: Vec<Criterion>,
+    /// What the decision did to the rollout.
+    action: String,
+}
+
+/// The whole rehearsal.
+#[derive(Debug, Clone)]
+struct Rehearsal {
+    runs: Vec<StepRun>,
+    /// The criteria on every step after the baseline, pooled.
+    overall: Vec<Criterion>,
+    /// How it ended: `complete`, `rolled back`, `held for investigation`.
+    ending: String,
+    /// Each rolled-out tenant's percentage when it ended.
+    final_percentages: BTreeMap<String, f64>,
+}
+
+impl Rehearsal {
+    /// Complete, and every judged criterion held at every step and overall.
+    fn passed(&self) -> bool {
+        self.ending == "complete"
+            && all_pass(&self.overall)
+            && self.runs.iter().all(|r| all_pass(&r.criteria))
+    }
+}
+
+/// Runs the rehearsal and prints the dashboard, criteria and verdicts; exit status 1
+/// when it does not pass (a rollback, a hold, or a success criterion missed).
+pub(crate) fn run(
+    path: Option<&Path>,
+    html: Option<&Path>,
+    json: Option<&Path>,
+    seed: Option<u64>,
+) -> Status {
     let loaded = match path {
         Some(p) => load_file(p),
         None => parse_scenario("<embedded rollout>", EMBEDDED),
@@ -56,38 +106,46 @@ pub(crate) fn run(path: Option<&Path>, html: Option<&Path>, seed: Option<u64>) -
         );
         return Status::InputError;
     };
-    match rehearse(&scenario, &plan) {
-        Ok(steps) => {
-            print_steps(&steps);
-            if let Some(html_path) = html {
-                let title = format!(
-                    "Rollout rehearsal: {}",
-                    if scenario.name.is_empty() {
-                        "scenario"
-                    } else {
-                        &scenario.name
-                    }
-                );
-                let rows: Vec<(String, StepMetrics, Decision)> = steps
-                    .iter()
-                    .map(|(s, m, d)| (s.label.clone(), m.clone(), d.clone()))
-                    .collect();
-                if let Err(e) = std::fs::write(html_path, report::html(&title, &rows)) {
-                    eprintln!("error: cannot write {}: {e}", html_path.display());
-                    return Status::InputError;
-                }
-                println!("report: {}", html_path.display());
-            }
-            if steps.iter().any(|(_, _, d)| d.verdict == Verdict::RollBack) {
-                Status::Failed
-            } else {
-                Status::Ok
-            }
-        }
+    let rehearsal = match rehearse(&scenario, &plan) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            Status::Failed
+            return Status::Failed;
         }
+    };
+    print_rehearsal(&rehearsal);
+    if let Some(html_path) = html {
+        let title = format!(
+            "Rollout rehearsal: {}",
+            if scenario.name.is_empty() {
+                "scenario"
+            } else {
+                &scenario.name
+            }
+        );
+        let rows: Vec<(String, StepMetrics, Decision)> = rehearsal
+            .runs
+            .iter()
+            .map(|r| (r.step.label.clone(), r.metrics.clone(), r.decision.clone()))
+            .collect();
+        if let Err(e) = std::fs::write(html_path, report::html(&title, &rows)) {
+            eprintln!("error: cannot write {}: {e}", html_path.display());
+            return Status::InputError;
+        }
+        println!("report: {}", html_path.display());
+    }
+    if let Some(json_path) = json {
+        let text = to_json(&scenario, &rehearsal);
+        if let Err(e) = std::fs::write(json_path, text) {
+            eprintln!("error: cannot write {}: {e}", json_path.display());
+            return Status::InputError;
+        }
+        println!("json: {}", json_path.display());
+    }
+    if rehearsal.passed() {
+        Status::Ok
+    } else {
+        Status::Failed
     }
 }
 
@@ -102,6 +160,16 @@ fn plan_steps(scenario: &Scenario, plan: &Rollout) -> Vec<Step> {
             tenants: vec![plan.tenant.clone()],
         })
         .collect();
+    if !plan.steps.contains(&0.0) {
+        steps.insert(
+            0,
+            Step {
+                label: format!("{} 0 % (baseline)", tenant_name(scenario, &plan.tenant)),
+                percentage: 0.0,
+                tenants: vec![plan.tenant.clone()],
+            },
+        );
+    }
     let others: Vec<String> = scenario
         .tenants
         .iter()
@@ -127,47 +195,177 @@ fn tenant_name<'a>(scenario: &'a Scenario, hash: &'a str) -> &'a str {
         .unwrap_or(hash)
 }
 
-/// Runs the steps in order, stopping after the first rollback.
-fn rehearse(
-    scenario: &Scenario,
-    plan: &Rollout,
-) -> Result<Vec<(Step, StepMetrics, Decision)>, String> {
-    let mut out = Vec::new();
-    for (index, step) in plan_steps(scenario, plan).into_iter().enumerate() {
-        let population = population(scenario, plan, &step, index);
-        let outcome = picasso_sim::run_with(
-            &population,
-            Policy::Corrected,
-            picasso_sim::RunOptions {
-                transcript: false,
-                check: false,
-            },
-        )
-        .map_err(|e| format!("step {}: {e}", step.label))?;
-        let sessions: Vec<Vec<MessageRecord>> = outcome
-            .sessions
-            .iter()
-            .map(|s| {
-                s.messages
-                    .iter()
-                    .map(|m| record(m, outcome.bedrock_calls(&s.id, &m.id) as u32))
-                    .collect()
-            })
-            .collect();
-        let metrics = StepMetrics::from_sessions(step.percentage, &sessions);
-        let decision = decide(&metrics);
-        let stop = decision.verdict == Verdict::RollBack;
-        out.push((step, metrics, decision));
-        if stop {
-            break;
-        }
-    }
-    Ok(out)
+/// Runs the steps in order; the decision tree's branches change what comes next.
+fn rehearse(scenario: &Scenario, plan: &Rollout) -> Result<Rehearsal, String> {
+    rehearse_with(scenario, plan, |step, reached, index| {
+        run_step(scenario, plan, step, reached, index)
+    })
 }
 
-/// The simulated population of one step: the scenario's tenants, answers, faults and
-/// limits; its own sessions, with message texts drawn from the seed.
-fn population(scenario: &Scenario, plan: &Rollout, step: &Step, index: usize) -> Scenario {
+/// [`rehearse`] with the step runner given (the tests drive the tree's branches with
+/// numbers of their own).
+fn rehearse_with(
+    scenario: &Scenario,
+    plan: &Rollout,
+    mut run: impl FnMut(&Step, &BTreeMap<String, f64>, usize) -> Result<StepMetrics, String>,
+) -> Result<Rehearsal, String> {
+    let planned = plan_steps(scenario, plan);
+    let mut queue: std::collections::VecDeque<Step> = planned.into();
+    let mut reached: BTreeMap<String, f64> = BTreeMap::new();
+    let mut runs: Vec<StepRun> = Vec::new();
+    let mut baseline: Option<Baseline> = None;
+    let mut held: Option<String> = None;
+    let mut ending = "complete".to_owned();
+    // Every branch either consumes a planned step or adds at most one run for it.
+    let limit = 2 * queue.len() + 2;
+    while let Some(step) = queue.pop_front() {
+        if runs.len() >= limit {
+            break;
+        }
+        let index = runs.len();
+        let metrics = run(&step, &reached, index)?;
+        let base = baseline
+            .get_or_insert_with(|| Baseline::of(&metrics))
+            .clone();
+        let decision = decide(&metrics);
+        let criteria = judge(&metrics, &base);
+        let action = match decision.verdict {
+            Verdict::RollBack => {
+                for t in &step.tenants {
+                    reached.insert(t.clone(), 0.0);
+                }
+                queue.clear();
+                ending = "rolled back".into();
+                "roll back: streaming_percentage set to 0, the rollout stops".to_owned()
+            }
+            Verdict::Investigate if held.as_deref() == Some(step.label.as_str()) => {
+                queue.clear();
+                ending = "held for investigation".into();
+                "still investigate after a hold: the rollout stops here".to_owned()
+            }
+            Verdict::Investigate => {
+                held = Some(step.label.clone());
+                queue.push_front(step.clone());
+                for t in &step.tenants {
+                    reached.insert(t.clone(), step.percentage);
+                }
+                "investigate: the step is held and run again".to_owned()
+            }
+            Verdict::ReducePercentage => {
+                let reduced = (step.percentage / 2.0).floor();
+                for t in &step.tenants {
+                    reached.insert(t.clone(), reduced);
+                }
+                queue.push_front(Step {
+                    label: format!("{} (reduced)", relabel(&step, reduced)),
+                    percentage: reduced,
+                    tenants: step.tenants.clone(),
+                });
+                format!("reduce: the next run is at {reduced} %")
+            }
+            Verdict::Proceed => {
+                for t in &step.tenants {
+                    reached.insert(t.clone(), step.percentage);
+                }
+                "proceed".to_owned()
+            }
+        };
+        runs.push(StepRun {
+            step,
+            metrics,
+            decision,
+            criteria,
+            action,
+        });
+    }
+    let rollout_steps: Vec<&StepMetrics> = runs
+        .iter()
+        .skip(1)
+        .filter(|r| r.step.percentage > 0.0)
+        .map(|r| &r.metrics)
+        .collect();
+    let base = baseline.unwrap_or_else(|| Baseline::of(&StepMetrics::pooled(&[])));
+    let overall = judge(&StepMetrics::pooled(&rollout_steps), &base);
+    Ok(Rehearsal {
+        runs,
+        overall,
+        ending,
+        final_percentages: reached,
+    })
+}
+
+/// `Foster Village 50 %` → `Foster Village 25 %`.
+fn relabel(step: &Step, percentage: f64) -> String {
+    match step.label.rsplit_once(' ') {
+        Some((head, "%")) => match head.rsplit_once(' ') {
+            Some((name, _)) => format!("{name} {percentage} %"),
+            None => format!("{percentage} %"),
+        },
+        _ => format!("{} at {percentage} %", step.label),
+    }
+}
+
+/// One simulator run of a step's population, and its numbers.
+fn run_step(
+    scenario: &Scenario,
+    plan: &Rollout,
+    step: &Step,
+    reached: &BTreeMap<String, f64>,
+    index: usize,
+) -> Result<StepMetrics, String> {
+    let population = population(scenario, plan, step, reached, index);
+    let outcome = picasso_sim::run_with(
+        &population,
+        Policy::Corrected,
+        picasso_sim::RunOptions {
+            transcript: false,
+            check: false,
+        },
+    )
+    .map_err(|e| format!("step {}: {e}", step.label))?;
+    let records: Vec<SessionRecord> = outcome
+        .sessions
+        .iter()
+        .map(|s| {
+            let tenant = population.tenant(&s.tenant);
+            let streams_here =
+                tenant.is_some_and(|t| t.streaming_enabled && t.streaming_percentage > 0.0);
+            let eligible = tenant.is_some_and(|t| {
+                t.streaming_enabled
+                    && s.event_source
+                    && picasso_sim::widget::decide::sticky(&t.hash, &s.id, t.streaming_percentage)
+            });
+            SessionRecord {
+                eligible,
+                non_streaming_tenant: !streams_here,
+                stream_requests: outcome.streams.iter().filter(|r| r.session == s.id).count(),
+                regular_requests: s.messages.iter().map(|m| m.posts as usize).sum(),
+                messages: s
+                    .messages
+                    .iter()
+                    .map(|m| record(m, outcome.bedrock_calls(&s.id, &m.id) as u32))
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(StepMetrics::from_records(
+        step.percentage,
+        &records,
+        outcome.gateway_errors.clone(),
+    ))
+}
+
+/// The simulated population of one step: the scenario's tenants at the percentages
+/// reached so far and the step's, its answers, faults and limits; its own sessions, with
+/// message texts drawn from the seed, and a quarter as many for the tenants that do not
+/// stream at this step.
+fn population(
+    scenario: &Scenario,
+    plan: &Rollout,
+    step: &Step,
+    reached: &BTreeMap<String, f64>,
+    index: usize,
+) -> Scenario {
     let mut s = scenario.clone();
     s.sessions.clear();
     s.rollout = None;
@@ -175,11 +373,30 @@ fn population(scenario: &Scenario, plan: &Rollout, step: &Step, index: usize) ->
         if step.tenants.contains(&t.hash) {
             t.streaming_enabled = true;
             t.streaming_percentage = step.percentage;
+        } else if let Some(p) = reached.get(&t.hash) {
+            t.streaming_percentage = *p;
         }
     }
+    let quiet: Vec<String> = s
+        .tenants
+        .iter()
+        .filter(|t| !step.tenants.contains(&t.hash))
+        .filter(|t| !t.streaming_enabled || t.streaming_percentage <= 0.0)
+        .map(|t| t.hash.clone())
+        .collect();
     let mut words = rng::stream(scenario.seed, &format!("rollout/{index}"));
-    for i in 0..plan.sessions_per_step {
-        let tenant = step.tenants[i as usize % step.tenants.len()].clone();
+    let quiet_sessions = if quiet.is_empty() {
+        0
+    } else {
+        (plan.sessions_per_step / 4).max(1)
+    };
+    let total = plan.sessions_per_step.saturating_add(quiet_sessions).max(1);
+    for i in 0..total {
+        let tenant = if i < plan.sessions_per_step {
+            step.tenants[i as usize % step.tenants.len()].clone()
+        } else {
+            quiet[(i - plan.sessions_per_step) as usize % quiet.len()].clone()
+        };
         let id = format!("step{index}-s{i:04}");
         let messages = (0..plan.messages_per_session)
             .map(|j| Message {
@@ -193,7 +410,7 @@ fn population(scenario: &Scenario, plan: &Rollout, step: &Step, index: usize) ->
         s.sessions.push(Session {
             id,
             tenant,
-            start_ms: u64::from(i) * 60_000 / u64::from(plan.sessions_per_step),
+            start_ms: u64::from(i) * 60_000 / u64::from(total),
             event_source: true,
             origin: None,
             messages,
@@ -227,74 +444,303 @@ fn ms(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v}"))
 }
 
-fn print_steps(steps: &[(Step, StepMetrics, Decision)]) {
+fn pct(v: f64) -> String {
+    format!("{:.2} %", v * 100.0)
+}
+
+fn print_rehearsal(r: &Rehearsal) {
     println!(
-        "{:<28} {:>8} {:>9} {:>7} {:>10} {:>9} {:>8} {:>14} {:>14}  verdict",
+        "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
         "step",
         "sessions",
-        "adoption",
+        "requests",
         "streams",
         "error rate",
         "fallback",
         "errors",
-        "TTFT p50 s/r",
-        "TTFT p99 s/r"
+        "stream p50/p95/p99",
+        "regular p50/p95/p99"
     );
-    for (step, m, d) in steps {
+    let q3 = |v: &[u64]| {
+        format!(
+            "{}/{}/{}",
+            ms(quantile(v, 0.5)),
+            ms(quantile(v, 0.95)),
+            ms(quantile(v, 0.99))
+        )
+    };
+    for run in &r.runs {
+        let m = &run.metrics;
         println!(
-            "{:<28} {:>8} {:>8.1}% {:>7} {:>9.2}% {:>8.2}% {:>8} {:>14} {:>14}  {}{}",
-            step.label,
+            "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
+            run.step.label,
             m.sessions,
-            m.adoption() * 100.0,
+            m.stream_requests + m.regular_requests,
             m.streaming_started,
-            m.error_rate() * 100.0,
-            m.fallback_rate() * 100.0,
+            pct(m.error_rate()),
+            pct(m.fallback_rate()),
             m.visible_errors,
-            format!(
-                "{}/{}",
-                ms(quantile(&m.ttft_stream_ms, 0.5)),
-                ms(quantile(&m.ttft_regular_ms, 0.5))
-            ),
-            format!(
-                "{}/{}",
-                ms(quantile(&m.ttft_stream_ms, 0.99)),
-                ms(quantile(&m.ttft_regular_ms, 0.99))
-            ),
-            d.verdict,
-            if d.reasons.is_empty() {
-                String::new()
+            q3(&m.ttft_stream_ms),
+            q3(&m.ttft_regular_ms),
+        );
+        let by_type: Vec<String> = m
+            .gateway_errors
+            .iter()
+            .map(|(code, n)| {
+                format!(
+                    "{code} {n} ({})",
+                    pct(*n as f64 / (m.stream_requests.max(1)) as f64)
+                )
+            })
+            .collect();
+        println!(
+            "    gateway error codes (its /metrics): {}",
+            if by_type.is_empty() {
+                "none".to_owned()
             } else {
-                format!(" ({})", d.reasons.join("; "))
+                by_type.join(", ")
             }
         );
-    }
-    let stream: Vec<u64> = steps
-        .iter()
-        .flat_map(|(_, m, _)| m.ttft_stream_ms.iter().copied())
-        .collect();
-    let regular: Vec<u64> = steps
-        .iter()
-        .flat_map(|(_, m, _)| m.ttft_regular_ms.iter().copied())
-        .collect();
-    let (mut stream, mut regular) = (stream, regular);
-    stream.sort_unstable();
-    regular.sort_unstable();
-    if let (Some(s), Some(r)) = (quantile(&stream, 0.5), quantile(&regular, 0.5)) {
+        for c in &run.criteria {
+            println!("    {}", c.line());
+        }
+        let reasons = if run.decision.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", run.decision.reasons.join("; "))
+        };
         println!(
-            "\ntime to first text, p50: streaming {s} ms, regular {r} ms ({:.1}x faster; the document expects 3-5x)",
-            r as f64 / s.max(1) as f64
+            "    decision tree: {}{reasons} -> {}",
+            run.decision.verdict, run.action
         );
     }
-    match steps.last() {
-        Some((step, _, d)) if d.verdict == Verdict::RollBack => {
-            println!(
-                "verdict: ROLL BACK at {}: set streaming_percentage to 0 (the document's instant rollback)",
-                step.label
-            )
+    println!("\noverall, steps after the baseline pooled:");
+    for c in &r.overall {
+        println!("    {}", c.line());
+    }
+    let finals: Vec<String> = r
+        .final_percentages
+        .iter()
+        .map(|(t, p)| format!("{t} at {p} %"))
+        .collect();
+    let missed: Vec<&str> = r
+        .runs
+        .iter()
+        .flat_map(|run| &run.criteria)
+        .chain(&r.overall)
+        .filter(|c| c.pass == Some(false))
+        .map(|c| c.name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let verdict = match (r.ending.as_str(), missed.is_empty()) {
+        ("complete", true) => {
+            "rollout complete: every step passed the decision tree and every success criterion"
+                .to_owned()
         }
-        Some(_) => {
-            println!("verdict: rollout complete, every step passed the rollback decision tree")
+        ("complete", false) => format!(
+            "rollout complete by the decision tree, but it does NOT meet the success criteria: {}",
+            missed.join(", ")
+        ),
+        ("rolled back", _) => {
+            "ROLL BACK: streaming_percentage set to 0 (the document's instant rollback)".to_owned()
         }
-        None => println!("verdict: no steps"),
+        (other, _) => format!("stopped: {other}"),
+    };
+    println!("verdict: {verdict}; final: {}", finals.join(", "));
+}
+
+/// The whole rehearsal as JSON, for CI: per step the dashboard, the criteria (value,
+/// threshold, pass), the decision and its action; overall criteria and the verdict.
+fn to_json(scenario: &Scenario, r: &Rehearsal) -> String {
+    let q = |v: &[u64]| {
+        serde_json::json!({
+            "p50": quantile(v, 0.5),
+            "p95": quantile(v, 0.95),
+            "p99": quantile(v, 0.99),
+        })
+    };
+    let steps: Vec<serde_json::Value> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let m = &run.metrics;
+            serde_json::json!({
+                "label": run.step.label,
+                "percentage": run.step.percentage,
+                "tenants": run.step.tenants,
+                "dashboard": {
+                    "sessions": m.sessions,
+                    "messages": m.messages,
+                    "stream_requests": m.stream_requests,
+                    "regular_requests": m.regular_requests,
+                    "streaming_started": m.streaming_started,
+                    "streaming_completed": m.streaming_completed,
+                    "streaming_failed": m.streaming_failed,
+                    "fallback_triggered": m.fallback_triggered,
+                    "visible_errors": m.visible_errors,
+                    "streaming_error_rate": m.error_rate(),
+                    "fallback_rate": m.fallback_rate(),
+                    "errors_by_type": m.gateway_errors,
+                    "latency_ms": {
+                        "stream_first_text": q(&m.ttft_stream_ms),
+                        "regular_answer": q(&m.ttft_regular_ms),
+                    },
+                    "bedrock_calls": m.bedrock_calls,
+                },
+                "criteria": run.criteria,
+                "decision": {
+                    "verdict": run.decision.verdict.to_string(),
+                    "reasons": run.decision.reasons,
+                    "action": run.action,
+                },
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "steps": steps,
+        "overall": {
+            "criteria": r.overall,
+            "ending": r.ending,
+            "final_percentages": r.final_percentages,
+            "pass": r.passed(),
+        },
+    });
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics::MessageRecord;
+    use super::*;
+
+    /// A step's numbers: `n` streamed messages, `failed` of them failed, each first
+    /// text at `ttft` ms, `calls` Bedrock calls each; plus a regular baseline.
+    fn numbers(percentage: f64, failed: usize, ttft: u64, calls: u32) -> StepMetrics {
+        let streamed = percentage > 0.0;
+        let sessions: Vec<Vec<MessageRecord>> = (0..200)
+            .map(|i| {
+                vec![MessageRecord {
+                    streamed,
+                    stream_failed: streamed && i < failed,
+                    fell_back: streamed && i < failed,
+                    visible_error: false,
+                    first_text_ms: Some(if streamed { ttft } else { 2_600 }),
+                    bedrock_calls: calls,
+                }]
+            })
+            .collect();
+        StepMetrics::from_sessions(percentage, &sessions)
+    }
+
+    fn plan() -> (Scenario, Rollout) {
+        let scenario = parse_scenario("<embedded rollout>", EMBEDDED).unwrap();
+        let plan = scenario.rollout.clone().unwrap();
+        (scenario, plan)
+    }
+
+    fn labels(r: &Rehearsal) -> Vec<String> {
+        r.runs.iter().map(|r| r.step.label.clone()).collect()
+    }
+
+    #[test]
+    fn proceed_runs_every_planned_step() {
+        let (scenario, plan) = plan();
+        let r = rehearse_with(&scenario, &plan, |s, _, _| {
+            Ok(numbers(s.percentage, 0, 450, 1))
+        })
+        .unwrap();
+        assert_eq!(r.runs.len(), 5, "{:?}", labels(&r));
+        assert_eq!(r.ending, "complete");
+        assert!(r.passed());
+    }
+
+    #[test]
+    fn rollback_stops_and_sets_the_percentage_to_zero() {
+        let (scenario, plan) = plan();
+        // 2 % failures from the 50 % step on.
+        let r = rehearse_with(&scenario, &plan, |s, _, _| {
+            Ok(numbers(
+                s.percentage,
+                if s.percentage >= 50.0 { 4 } else { 0 },
+                450,
+                1,
+            ))
+        })
+        .unwrap();
+        assert_eq!(labels(&r).last().unwrap(), "Foster Village 50 %");
+        assert_eq!(r.ending, "rolled back");
+        assert_eq!(r.final_percentages["fo85e6a06dcdf4"], 0.0);
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn investigate_holds_the_step_then_stops_if_it_persists() {
+        let (scenario, plan) = plan();
+        // p99 over 10 s at 10 %: held once, then stopped.
+        let r = rehearse_with(&scenario, &plan, |s, _, _| {
+            Ok(numbers(
+                s.percentage,
+                0,
+                if s.percentage == 10.0 { 12_000 } else { 450 },
+                1,
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            labels(&r),
+            [
+                "Foster Village 0 %",
+                "Foster Village 10 %",
+                "Foster Village 10 %"
+            ]
+        );
+        assert_eq!(r.ending, "held for investigation");
+        assert!(!r.passed());
+        // A hold that clears carries on.
+        let mut slow = true;
+        let r = rehearse_with(&scenario, &plan, |s, _, _| {
+            let ttft = if s.percentage == 10.0 && std::mem::take(&mut slow) {
+                12_000
+            } else {
+                450
+            };
+            Ok(numbers(s.percentage, 0, ttft, 1))
+        })
+        .unwrap();
+        assert_eq!(r.runs.len(), 6);
+        assert_eq!(r.ending, "complete");
+    }
+
+    #[test]
+    fn reduce_lowers_the_percentage_and_carries_on() {
+        let (scenario, plan) = plan();
+        // Three Bedrock calls a message at 50 %: cost 3x.
+        let mut seen = Vec::new();
+        let r = rehearse_with(&scenario, &plan, |s, reached, _| {
+            seen.push((s.percentage, reached.get("fo85e6a06dcdf4").copied()));
+            Ok(numbers(
+                s.percentage,
+                0,
+                450,
+                if s.percentage == 50.0 { 3 } else { 1 },
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            labels(&r)[..4],
+            [
+                "Foster Village 0 %",
+                "Foster Village 10 %",
+                "Foster Village 50 %",
+                "Foster Village 25 % (reduced)"
+            ]
+        );
+        assert_eq!(seen[3], (25.0, Some(25.0)));
+        assert_eq!(r.ending, "complete");
     }
 }
