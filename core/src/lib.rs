@@ -9,7 +9,8 @@
 //! - [`load`]: the TOML file format, with errors that name file, line, column and field;
 //! - [`wire`]: the wire contracts (tenant config, chat bodies, SSE frames, error codes);
 //! - [`fault`]: which scripted fault strikes which request;
-//! - [`rng`]: the one seed and the labelled, order-independent random streams drawn from it.
+//! - [`rng`]: the one seed and the labelled, order-independent random streams drawn from it;
+//! - [`testing`]: the case count every property test in the workspace reads.
 //!
 //! This crate has no async runtime and no HTTP stack, so it builds and tests fast.
 
@@ -17,6 +18,7 @@ pub mod fault;
 pub mod load;
 pub mod rng;
 pub mod scenario;
+pub mod testing;
 pub mod wire;
 
 pub use load::{ScenarioError, load_file, parse_scenario};

@@ -222,7 +222,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // Cases: 256 (cheap), or PICASSO_PROPTEST_CASES.
+    #![proptest_config(ProptestConfig::with_cases(picasso_core::testing::proptest_cases(256)))]
 
     #[test]
     fn scenarios_survive_a_toml_round_trip(s in scenario()) {

@@ -125,6 +125,9 @@ mod tests {
     }
 
     proptest! {
+        // Cases: proptest's usual 256 (cheap), or PICASSO_PROPTEST_CASES.
+        #![proptest_config(ProptestConfig::with_cases(picasso_core::testing::proptest_cases(256)))]
+
         /// Any frame we write decodes, with smithy's decoder, to the same headers and payload.
         #[test]
         fn frames_round_trip(

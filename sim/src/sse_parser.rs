@@ -338,6 +338,9 @@ mod tests {
     }
 
     proptest! {
+        // Cases: proptest's usual 256 (cheap), or PICASSO_PROPTEST_CASES.
+        #![proptest_config(ProptestConfig::with_cases(picasso_core::testing::proptest_cases(256)))]
+
         /// Splitting the body anywhere (mid-line, mid-CRLF, mid-code point, mid-BOM)
         /// never changes what is dispatched.
         #[test]

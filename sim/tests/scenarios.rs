@@ -70,3 +70,18 @@ fn transcripts_match_their_snapshots() {
         }
     });
 }
+
+/// A shipped scenario with no message records an empty transcript, and an empty
+/// snapshot pins nothing: every scenario must send at least one message.
+#[test]
+fn every_scenario_sends_messages() {
+    let empty: Vec<String> = scenarios()
+        .into_iter()
+        .filter(|(_, s)| s.sessions.iter().all(|session| session.messages.is_empty()))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        empty.is_empty(),
+        "scenarios without a message (their snapshots would be empty): {empty:?}"
+    );
+}

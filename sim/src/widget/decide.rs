@@ -56,6 +56,9 @@ mod tests {
     }
 
     proptest! {
+        // Cases: proptest's usual 256 (cheap), or PICASSO_PROPTEST_CASES.
+        #![proptest_config(ProptestConfig::with_cases(picasso_core::testing::proptest_cases(256)))]
+
         /// §B.7 invariant 8: raising the percentage never moves a session off streaming.
         #[test]
         fn monotone(t in "[a-z0-9]{1,8}", s in "[a-z0-9-]{1,12}", p in 0.0f64..100.0, q in 0.0f64..100.0) {
