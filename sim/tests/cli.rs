@@ -476,24 +476,291 @@ fn serve_admin_replaces_the_scenario_everywhere() {
     assert!(!bedrock.contains("fo85e6a06dcdf4"), "{bedrock}");
 }
 
-/// `run` reports the same results whatever the number of worker threads: jobs run in
-/// their own virtual-time worlds and are reported in job order.
+/// `run --seed 7 scenarios/*.toml` gives a CI log of the same bytes whatever `--jobs`
+/// or the timing: stdout, stderr, and the two interleaved as a CI log holds them.
+///
+/// This test once compared stdout alone, which was already in job order; the progress
+/// lines went to stderr in the order the threads finished, so every CI log differed.
+/// Now each stream is compared, and the merged log, over two runs with the default
+/// thread count, one with a single thread, and one with more threads than cores.
 #[test]
-fn run_output_does_not_depend_on_the_thread_count() {
-    let scenarios = [
-        "scenarios/happy-path.toml",
-        "scenarios/bedrock-drop.toml",
-        "scenarios/rate-limit.toml",
-        "scenarios/network-drop.toml",
-    ];
-    let output = |jobs: &str| {
-        let mut args = vec!["run", "--policy", "all", "--jobs", jobs];
-        args.extend(scenarios);
+fn run_output_is_the_same_bytes_whatever_the_jobs_and_timing() {
+    let dir = temp_dir("same-bytes");
+    let scenarios = scenario_files();
+    let run = |tag: &str, jobs: Option<&str>| {
+        let mut args = vec!["run", "--seed", "7"];
+        if let Some(jobs) = jobs {
+            args.extend(["--jobs", jobs]);
+        }
+        args.extend(scenarios.iter().map(String::as_str));
+        let log = dir.join(format!("{tag}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let merged = picasso_sim_to(&args, file);
         let out = picasso_sim(&args);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        text(&out.stdout)
+        assert_eq!(merged, Some(0));
+        (out.stdout, out.stderr, std::fs::read(&log).unwrap())
     };
-    let one = output("1");
-    assert!(one.contains("12 jobs: 12 passed"), "{one}");
-    assert_eq!(one, output("3"));
+    let first = run("default-1", None);
+    assert!(
+        text(&first.0).contains(&format!("{0} jobs: {0} passed, 0 failed", scenarios.len())),
+        "{}",
+        text(&first.0)
+    );
+    assert!(text(&first.1).contains("[1/"), "{}", text(&first.1));
+    for (tag, jobs) in [("default-2", None), ("one", Some("1")), ("four", Some("4"))] {
+        let other = run(tag, jobs);
+        assert_eq!(text(&first.0), text(&other.0), "stdout, {tag}");
+        assert_eq!(text(&first.1), text(&other.1), "stderr, {tag}");
+        assert_eq!(
+            text(&first.2),
+            text(&other.2),
+            "stdout and stderr merged, {tag}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `scenarios/*.toml`, sorted as a shell expands it.
+fn scenario_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .map(|n| format!("scenarios/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs the binary with stdout and stderr into one file, as a CI log; the exit code.
+fn picasso_sim_to(args: &[&str], log: std::fs::File) -> Option<i32> {
+    Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .status()
+        .expect("the binary runs")
+        .code()
+}
+
+/// A fresh directory under the system's temp dir, for this test and process.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("picasso-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The shipped snapshots are golden transcripts `run --snapshots` accepts: every
+/// scenario in `scenarios/` and the embedded default, under the three policies.
+#[test]
+fn run_snapshots_accepts_the_shipped_snapshots() {
+    let out = picasso_sim(&[
+        "run",
+        "--policy",
+        "all",
+        "--snapshots",
+        "snapshots/",
+        "scenarios/",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let jobs = scenario_files().len() * 3;
+    assert!(
+        stdout.contains(&format!("snapshots in snapshots/: {jobs} match\n")),
+        "{stdout}"
+    );
+    let out = picasso_sim(&["run", "--policy", "all", "--snapshots", "snapshots"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("snapshots in snapshots: 3 match\n"),
+        "{stdout}"
+    );
+}
+
+/// An edited snapshot fails its job (exit 1) with a unified diff; a missing one names
+/// the file and the flag; `--update-snapshots` puts back exactly what insta wrote.
+#[test]
+fn run_snapshots_fails_with_a_diff_and_update_restores() {
+    let dir = temp_dir("snap-edit");
+    let names = ["happy-path", "bedrock-drop"];
+    for name in names {
+        for policy in ["as-written", "naive-fix", "corrected"] {
+            let file = format!("transcript__{name}__{policy}.snap");
+            std::fs::copy(repo_root().join("snapshots").join(&file), dir.join(&file)).unwrap();
+        }
+    }
+    let edited = dir.join("transcript__happy-path__corrected.snap");
+    let shipped = std::fs::read_to_string(&edited).unwrap();
+    let needle = "user sends \"Hello\"";
+    assert!(shipped.contains(needle));
+    std::fs::write(
+        &edited,
+        shipped.replacen(needle, "user sends \"Goodbye\"", 1),
+    )
+    .unwrap();
+    let missing = dir.join("transcript__bedrock-drop__naive-fix.snap");
+    std::fs::remove_file(&missing).unwrap();
+
+    let dir_arg = dir.to_str().unwrap();
+    let args = [
+        "run",
+        "--policy",
+        "all",
+        "--snapshots",
+        dir_arg,
+        "scenarios/happy-path.toml",
+        "scenarios/bedrock-drop.toml",
+    ];
+    let out = picasso_sim(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("6 jobs: 4 passed, 2 failed"), "{stdout}");
+    assert!(
+        stdout.contains("FAILED happy-path · corrected:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--- {}\n", edited.display()))
+            && stdout.contains("+++ this run\n"),
+        "{stdout}"
+    );
+    let minus = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('-') && l.contains("Goodbye"));
+    let plus = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('+') && l.contains(needle));
+    assert!(minus.is_some() && plus.is_some(), "{stdout}");
+    assert!(stdout.contains("@@ -"), "{stdout}");
+    assert!(
+        stdout.contains("FAILED bedrock-drop · naive-fix:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{}: no such snapshot; run with --update-snapshots to write it",
+            missing.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("4 match, 1 missing, 1 differ, 0 unusable"),
+        "{stdout}"
+    );
+
+    let mut update = args.to_vec();
+    update.push("--update-snapshots");
+    let out = picasso_sim(&update);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("4 match, 2 written (1 new, 1 changed)"),
+        "{stdout}"
+    );
+    // The changed file keeps insta's header: it is the shipped file again, byte for byte.
+    assert_eq!(std::fs::read_to_string(&edited).unwrap(), shipped);
+    assert_eq!(picasso_sim(&args).status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--update-snapshots` into an empty directory writes insta snapshot files: insta's own
+/// parser reads back the transcript the shipped snapshot holds, and a second run passes.
+#[test]
+fn run_update_snapshots_writes_files_insta_reads() {
+    let dir = temp_dir("snap-new").join("golden");
+    let dir_arg = dir.to_str().unwrap();
+    let scenarios = ["scenarios/happy-path.toml", "scenarios/rate-limit.toml"];
+    let mut args = vec!["run", "--policy", "all", "--snapshots", dir_arg];
+    args.extend(scenarios);
+    let mut update = args.clone();
+    update.push("--update-snapshots");
+    let out = picasso_sim(&update);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("0 match, 6 written (6 new, 0 changed)"),
+        "{stdout}"
+    );
+    for scenario in scenarios {
+        let name = scenario
+            .trim_start_matches("scenarios/")
+            .trim_end_matches(".toml");
+        for policy in ["as-written", "naive-fix", "corrected"] {
+            let file = format!("transcript__{name}__{policy}.snap");
+            let written = insta::Snapshot::from_file(&dir.join(&file)).expect("insta reads it");
+            let shipped =
+                insta::Snapshot::from_file(&repo_root().join("snapshots").join(&file)).unwrap();
+            assert_eq!(
+                written.as_text().map(ToString::to_string),
+                shipped.as_text().map(ToString::to_string),
+                "{file}"
+            );
+            assert_eq!(written.metadata().source(), Some("picasso-sim run"));
+            assert_eq!(written.metadata().expression(), Some("transcript"));
+            assert_eq!(written.metadata().input_file(), Some(scenario));
+            // Past the header, the bytes are the shipped file's.
+            let body = |p: PathBuf| {
+                let t = std::fs::read_to_string(p).unwrap();
+                t.splitn(3, "---\n").nth(2).unwrap().to_owned()
+            };
+            assert_eq!(
+                body(dir.join(&file)),
+                body(repo_root().join("snapshots").join(&file))
+            );
+        }
+    }
+    let out = picasso_sim(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(": 6 match\n"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// Two scenario files with one name would share a snapshot: an input error, before any
+/// job runs. A snapshot directory that does not exist is one too, unless updating.
+#[test]
+fn run_snapshots_input_errors() {
+    let dir = temp_dir("snap-clash");
+    std::fs::copy(
+        repo_root().join("scenarios/happy-path.toml"),
+        dir.join("happy-path.toml"),
+    )
+    .unwrap();
+    let copy = dir.join("happy-path.toml");
+    let golden = dir.join("golden");
+    let out = picasso_sim(&[
+        "run",
+        "--snapshots",
+        golden.to_str().unwrap(),
+        "--update-snapshots",
+        "scenarios/happy-path.toml",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("would share the snapshot"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = picasso_sim(&[
+        "run",
+        "--snapshots",
+        golden.to_str().unwrap(),
+        "scenarios/happy-path.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no such directory of snapshots; run with --update-snapshots"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        picasso_sim(&["run", "--update-snapshots"]).status.code(),
+        Some(2)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,8 @@
 //! Jobs of the regression suite: loading them, running them on all cores, and what
 //! each one found. Shared by `run` and `demo`.
 
+use super::golden::SnapshotCheck;
+use super::in_order::InOrder;
 use indicatif::{ProgressBar, ProgressStyle};
 use picasso_core::{Scenario, load_file};
 use picasso_sim::Policy;
@@ -53,6 +55,8 @@ pub(crate) struct JobResult {
     pub seen: Vec<String>,
     /// The simulation could not run, or was not deterministic.
     pub error: Option<String>,
+    /// With `--snapshots`: the transcript against its snapshot file.
+    pub snapshot: Option<SnapshotCheck>,
     /// Wall time.
     pub wall: Duration,
 }
@@ -61,7 +65,9 @@ impl JobResult {
     /// A job passes when it ran, and, under the corrected policy, broke no invariant.
     /// The other two policies are expected to show their defects.
     pub(crate) fn passed(&self) -> bool {
-        self.error.is_none() && (self.job.policy != Policy::Corrected || self.violations.is_empty())
+        self.error.is_none()
+            && !self.snapshot.as_ref().is_some_and(|s| s.verdict.failed())
+            && (self.job.policy != Policy::Corrected || self.violations.is_empty())
     }
 
     /// One word or phrase for the table.
@@ -139,19 +145,29 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Runs the jobs on `threads` workers; results come back in job order.
-pub(crate) fn run_jobs(jobs: &[Job], threads: usize, check_determinism: bool) -> Vec<JobResult> {
+///
+/// `after` runs on the worker right after each simulation, before its progress line, so
+/// the line's verdict includes it (`run` checks the snapshot there). Off a terminal the
+/// progress lines come out in job order too, each once every earlier job is done: a CI
+/// log is the same bytes whatever `threads` or the timing.
+pub(crate) fn run_jobs(
+    jobs: &[Job],
+    threads: usize,
+    check_determinism: bool,
+    after: &(dyn Fn(&mut JobResult) + Sync),
+) -> Vec<JobResult> {
     let progress = progress(jobs.len());
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<JobResult>>> = Mutex::new(vec![None; jobs.len()]);
+    let lines: Mutex<InOrder<String>> = Mutex::new(InOrder::default());
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, jobs.len().max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let result = simulate(job, check_determinism);
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let mut result = simulate(job, check_determinism);
+                    after(&mut result);
                     let line =
                         format!("{} · {}: {}", job.name, job.policy.name(), result.verdict());
                     match &progress {
@@ -159,7 +175,13 @@ pub(crate) fn run_jobs(jobs: &[Job], threads: usize, check_determinism: bool) ->
                             bar.set_message(line);
                             bar.inc(1);
                         }
-                        None => eprintln!("[{n}/{}] {line}", jobs.len()),
+                        None => {
+                            // Printed under the lock: release order is print order.
+                            let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                            for (k, line) in lines.push(i, line) {
+                                eprintln!("[{}/{}] {line}", k + 1, jobs.len());
+                            }
+                        }
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
                 }
@@ -199,6 +221,7 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
         summary: Summary::default(),
         seen: Vec::new(),
         error: None,
+        snapshot: None,
         wall: Duration::ZERO,
     };
     match picasso_sim::run_scenario(&job.scenario, job.policy) {

@@ -20,6 +20,7 @@ pub(crate) fn render(results: &[JobResult]) -> String {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             let mut message: Vec<String> = r.violations.clone();
             message.extend(r.error.clone());
+            message.extend(r.snapshot.as_ref().and_then(|s| s.failure()));
             status.set_message(message.join("; "));
             status.set_description(r.transcript.clone());
             status

@@ -3,6 +3,8 @@
 
 mod demo;
 mod demo_page;
+mod golden;
+mod in_order;
 mod jobs;
 mod junit;
 mod rollout;
@@ -79,6 +81,13 @@ enum Command {
         /// Worker threads (default: all cores). Results do not depend on it.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Compare each job's transcript with DIR/transcript__<scenario>__<policy>.snap
+        /// (insta's format); a missing or different snapshot fails the job, with a diff.
+        #[arg(long, value_name = "DIR")]
+        snapshots: Option<PathBuf>,
+        /// With --snapshots: write new and changed snapshots instead of failing.
+        #[arg(long, requires = "snapshots")]
+        update_snapshots: bool,
     },
     /// Fault-injection demos, the three widget policies side by side; with no name, the list.
     Demo {
@@ -199,6 +208,8 @@ pub(crate) fn main() -> ExitCode {
             replay,
             check_determinism,
             jobs,
+            snapshots,
+            update_snapshots,
         } => run::run(run::RunConfig {
             scenarios,
             policies: policy.policies(),
@@ -209,6 +220,10 @@ pub(crate) fn main() -> ExitCode {
             check_determinism,
             threads: jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            snapshots: snapshots.map(|dir| golden::GoldenDir {
+                dir,
+                update: update_snapshots,
+            }),
         }),
         Command::Demo { name, verbose } => demo::run(name.as_deref(), verbose),
         Command::Rollout {

@@ -3,12 +3,15 @@
 //! Every (scenario, policy) pair is one job. Jobs run on all cores, each in its own
 //! single-threaded virtual-time world, and results are reported in job order, so the
 //! output is the same whatever the thread count. `--shard K/N` keeps every N-th job,
-//! so a CI matrix of N machines covers the suite exactly once.
+//! so a CI matrix of N machines covers the suite exactly once. `--snapshots DIR` checks
+//! every transcript against a golden file (see [`super::golden`]).
 
 use super::Status;
+use super::golden::{GoldenDir, Verdict};
 use super::jobs::{Job, JobResult, load_jobs, run_jobs};
 use super::junit;
 use picasso_sim::Policy;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// What `run` was asked for, free of clap types.
@@ -30,6 +33,8 @@ pub(crate) struct RunConfig {
     pub check_determinism: bool,
     /// Worker threads.
     pub threads: usize,
+    /// Where the golden transcripts are, and whether to write them.
+    pub snapshots: Option<GoldenDir>,
 }
 
 /// Parses `K/N` with 1 ≤ K ≤ N.
@@ -85,7 +90,29 @@ pub(crate) fn run(config: RunConfig) -> Status {
     if let Some((k, n)) = config.shard {
         eprintln!("shard {k}/{n}: {} of {total} jobs", jobs.len());
     }
-    let results = run_jobs(&jobs, config.threads, config.check_determinism);
+    if let Some(golden) = &config.snapshots
+        && let Err(e) = prepare_snapshots(golden, &jobs)
+    {
+        eprintln!("{e}");
+        return Status::InputError;
+    }
+    let check_snapshot = |r: &mut JobResult| {
+        // A job that did not run (or not deterministically) has no transcript to pin.
+        if let (Some(golden), None) = (&config.snapshots, &r.error) {
+            r.snapshot = Some(golden.check(
+                &r.job.name,
+                r.job.policy.name(),
+                &r.job.source,
+                &r.transcript,
+            ));
+        }
+    };
+    let results = run_jobs(
+        &jobs,
+        config.threads,
+        config.check_determinism,
+        &check_snapshot,
+    );
     if config.transcripts {
         for r in &results {
             println!(
@@ -97,6 +124,9 @@ pub(crate) fn run(config: RunConfig) -> Status {
         }
     }
     print_summary(&results);
+    if let Some(golden) = &config.snapshots {
+        print_snapshot_summary(golden, &results);
+    }
     if results.len() <= 3 {
         print_seen(&results);
     }
@@ -160,12 +190,82 @@ fn print_summary(results: &[JobResult]) {
         if let Some(e) = &r.error {
             println!("  - {e}");
         }
+        if let Some(failure) = r.snapshot.as_ref().and_then(|s| s.failure()) {
+            let mut lines = failure.lines();
+            println!("  - {}", lines.next().unwrap_or_default());
+            for line in lines {
+                println!("      {line}");
+            }
+        }
         println!(
             "  replay: picasso-sim run {} --policy {} --replay",
             r.job.source,
             r.job.policy.name()
         );
     }
+}
+
+/// Before any job runs: two jobs must not share a snapshot file (two scenario files
+/// with one stem), and the directory must exist, or be created when updating.
+fn prepare_snapshots(golden: &GoldenDir, jobs: &[Job]) -> Result<(), String> {
+    let mut sources: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    for job in jobs {
+        let path = golden.path_for(&job.name, job.policy.name());
+        if let Some(other) = sources.insert(path.clone(), &job.source)
+            && other != job.source
+        {
+            return Err(format!(
+                "{} and {} would share the snapshot {}: rename one of them",
+                other,
+                job.source,
+                path.display()
+            ));
+        }
+    }
+    let dir = &golden.dir;
+    if golden.update {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))
+    } else if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: no such directory of snapshots; run with --update-snapshots to create it",
+            dir.display()
+        ))
+    }
+}
+
+/// One line on the snapshots: how many matched, were written, or failed.
+fn print_snapshot_summary(golden: &GoldenDir, results: &[JobResult]) {
+    let verdicts: Vec<&Verdict> = results
+        .iter()
+        .filter_map(|r| r.snapshot.as_ref().map(|s| &s.verdict))
+        .collect();
+    let count = |f: fn(&Verdict) -> bool| verdicts.iter().filter(|v| f(v)).count();
+    let mut parts = vec![format!("{} match", count(|v| *v == Verdict::Matches))];
+    if golden.update {
+        parts.push(format!(
+            "{} written ({} new, {} changed)",
+            count(|v| matches!(v, Verdict::Written { .. })),
+            count(|v| *v == Verdict::Written { new: true }),
+            count(|v| *v == Verdict::Written { new: false }),
+        ));
+    }
+    let failed = count(Verdict::failed);
+    if failed > 0 {
+        parts.push(format!(
+            "{} missing, {} differ, {} unusable",
+            count(|v| *v == Verdict::Missing),
+            count(|v| matches!(v, Verdict::Differs { .. })),
+            count(|v| matches!(v, Verdict::Unusable { .. })),
+        ));
+    }
+    println!(
+        "\nsnapshots in {}: {}",
+        golden.dir.display(),
+        parts.join(", ")
+    );
 }
 
 /// For a small run, what the user saw of each message, so the result reads without a transcript.
