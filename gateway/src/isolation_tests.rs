@@ -204,10 +204,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PICASSO_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32)
+    picasso_core::testing::proptest_cases(32)
 }
 
 /// Runs `ops` at their virtual start times against one gateway; each response's whole
