@@ -54,6 +54,62 @@ pub struct Scenario {
     /// The rollout rehearsal (`picasso-sim rollout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Which servers the world runs: ours (`hardened`, the default) or the design
+    /// document's as its code and text specify (`as-written`).
+    #[serde(default, skip_serializing_if = "Servers::is_hardened")]
+    pub servers: Servers,
+}
+
+/// Which gateway and Master a world runs.
+///
+/// `as-written` is the design document's Streaming Lambda and Master as printed:
+/// `Access-Control-Allow-Origin: *` and no origin check, frames without `id:` lines,
+/// every request a new Bedrock call (no kept answers: no `204`, no replay, no join), no
+/// rate limit (the document's code has none) and no heartbeats; and the config shaped by
+/// `get_config_for_tenant_by_hash`, which replaces `endpoints` with
+/// `{"streaming": …}` for a streaming tenant and so drops `endpoints.chat`. Parameter
+/// and tenant checks and the 30 s cap stay (the document's "security improvements
+/// (tenant isolation)" and its 30 s timeout).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Servers {
+    /// This project's gateway and Master: the contracts of `system.md`.
+    #[default]
+    Hardened,
+    /// The design document's Streaming Lambda and Master as written.
+    AsWritten,
+}
+
+impl Servers {
+    /// Both, in a fixed order.
+    pub const ALL: [Servers; 2] = [Servers::Hardened, Servers::AsWritten];
+
+    /// Whether these are our own servers.
+    pub fn is_hardened(&self) -> bool {
+        *self == Servers::Hardened
+    }
+
+    /// `hardened` or `as-written`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Servers::Hardened => "hardened",
+            Servers::AsWritten => "as-written",
+        }
+    }
+}
+
+impl std::str::FromStr for Servers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Servers, String> {
+        match s {
+            "hardened" => Ok(Servers::Hardened),
+            "as-written" => Ok(Servers::AsWritten),
+            other => Err(format!("expected hardened or as-written, got {other:?}")),
+        }
+    }
 }
 
 /// A tenant and its config, as the Master Function serves it.
@@ -100,13 +156,31 @@ impl Tenant {
                 streaming_model: self.streaming_model.clone(),
             },
             endpoints: Endpoints {
-                chat: chat_url.to_owned(),
+                chat: Some(chat_url.to_owned()),
                 streaming: streaming_url
                     .filter(|_| self.streaming_enabled)
                     .map(str::to_owned),
             },
             allowed_origins: self.allowed_origins.clone(),
         }
+    }
+
+    /// The config as the design document's `get_config_for_tenant_by_hash` shapes it:
+    /// the base config (§1.3: `endpoints.chat`), whose whole `endpoints` object is
+    /// replaced by `{"streaming": STREAMING_LAMBDA_URL}` when streaming is enabled. So a
+    /// streaming tenant's config has no `endpoints.chat`: its widget's regular chat and
+    /// fallback have nowhere to go unless the widget knows the URL by other means.
+    pub fn config_as_written(
+        &self,
+        chat_url: &str,
+        streaming_url: Option<&str>,
+    ) -> crate::wire::TenantConfig {
+        let mut config = self.config(chat_url, None);
+        if self.streaming_enabled {
+            config.endpoints.chat = None;
+            config.endpoints.streaming = streaming_url.map(str::to_owned);
+        }
+        config
     }
 }
 
@@ -894,7 +968,7 @@ mod tests {
         let foster = s.tenant("fo85e6a06dcdf4").unwrap();
         let austin = s.tenant("au47d9f8e2c31b").unwrap();
         let c = foster.config("http://m/chat", Some("http://g/"));
-        assert_eq!(c.endpoints.chat, "http://m/chat");
+        assert_eq!(c.endpoints.chat.as_deref(), Some("http://m/chat"));
         assert_eq!(c.endpoints.streaming.as_deref(), Some("http://g/"));
         assert_eq!(c.tenant_name.as_deref(), Some("Foster Village"));
         assert_eq!(
@@ -908,7 +982,27 @@ mod tests {
                 .streaming,
             None
         );
-        assert_eq!(austin.config("c", None).endpoints.chat, "c");
+        assert_eq!(
+            austin.config("c", None).endpoints.chat.as_deref(),
+            Some("c")
+        );
+        // As written, a streaming tenant loses `endpoints.chat`; a non-streaming one keeps it.
+        let foster = s.tenant("fo85e6a06dcdf4").unwrap();
+        let written = foster.config_as_written("c", Some("g"));
+        assert_eq!(written.endpoints.chat, None);
+        assert_eq!(written.endpoints.streaming.as_deref(), Some("g"));
+        assert_eq!(
+            austin
+                .config_as_written("c", Some("g"))
+                .endpoints
+                .chat
+                .as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            austin.config_as_written("c", Some("g")).endpoints.streaming,
+            None
+        );
     }
 
     #[test]

@@ -36,8 +36,11 @@ pub struct Features {
 /// `endpoints` of a tenant config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoints {
-    /// The regular chat endpoint, always present (the document's Python drops it: a defect).
-    pub chat: String,
+    /// The regular chat endpoint: always present from our Master; the document's Python
+    /// drops it for streaming tenants (see [`crate::scenario::Servers::AsWritten`]), so a
+    /// widget reading a config must cope with its absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<String>,
     /// The streaming endpoint: absent (not null) unless streaming is enabled and configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<String>,
@@ -263,7 +266,7 @@ mod tests {
                 streaming_model: "m".into(),
             },
             endpoints: Endpoints {
-                chat: "http://x/chat".into(),
+                chat: Some("http://x/chat".into()),
                 streaming: None,
             },
             allowed_origins: vec![],

@@ -198,25 +198,33 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 (
                     any::<bool>(),
                     proptest::collection::vec("[a-z]{2,8}\\.[a-z0-9-]{2,12}(:[0-9])?", 0..3),
+                    any::<bool>(),
                 ),
             )
         })
         .prop_map(
-            |(tenants, answers, sessions, faults, rollout, seed, (resume, models))| Scenario {
-                name: "generated".into(),
-                description: String::new(),
-                seed,
-                models,
-                tenants,
-                answers,
-                faults,
-                sessions,
-                limits: Limits::default(),
-                widget: WidgetSettings {
-                    resume,
-                    ..WidgetSettings::default()
-                },
-                rollout,
+            |(tenants, answers, sessions, faults, rollout, seed, (resume, models, as_written))| {
+                Scenario {
+                    name: "generated".into(),
+                    description: String::new(),
+                    seed,
+                    models,
+                    tenants,
+                    answers,
+                    faults,
+                    sessions,
+                    limits: Limits::default(),
+                    widget: WidgetSettings {
+                        resume,
+                        ..WidgetSettings::default()
+                    },
+                    rollout,
+                    servers: if as_written {
+                        picasso_core::scenario::Servers::AsWritten
+                    } else {
+                        picasso_core::scenario::Servers::Hardened
+                    },
+                }
             },
         )
 }

@@ -130,7 +130,7 @@ mod tests {
                 streaming_model: "m".into(),
             },
             endpoints: Endpoints {
-                chat: "c".into(),
+                chat: Some("c".into()),
                 streaming: None,
             },
             allowed_origins: vec!["https://fostervillage.org".into()],

@@ -49,6 +49,8 @@ struct Log {
 #[derive(Debug)]
 pub struct Generation {
     message_id: String,
+    /// Whether frames carry `id:` lines (the document's Lambda writes none).
+    ids: bool,
     log: watch::Sender<Log>,
     /// Fired when the last reader leaves before the end: the call is then dropped.
     abandon: CancellationToken,
@@ -100,7 +102,18 @@ impl Ending {
 
 impl Generation {
     fn new(message_id: &str) -> Generation {
+        Generation::with_ids(message_id, true)
+    }
+
+    /// A generation kept nowhere, whose frames have no `id:` lines: the design
+    /// document's Lambda, where every request is a new Bedrock call.
+    pub fn as_written(message_id: &str) -> Arc<Generation> {
+        Arc::new(Generation::with_ids(message_id, false))
+    }
+
+    fn with_ids(message_id: &str, ids: bool) -> Generation {
         Generation {
+            ids,
             message_id: message_id.to_owned(),
             log: watch::Sender::new(Log::default()),
             abandon: CancellationToken::new(),
@@ -113,7 +126,11 @@ impl Generation {
             if log.done {
                 return;
             }
-            let bytes = sse::encode(&self.message_id, log.frames.len() as u64, frame);
+            let bytes = if self.ids {
+                sse::encode(&self.message_id, log.frames.len() as u64, frame)
+            } else {
+                sse::encode_data_only(frame)
+            };
             log.frames.push(bytes);
             log.done = last;
         });

@@ -61,10 +61,15 @@ impl RateLimiter {
         }
         let wait = log
             .front()
-            .map(|oldest| (*oldest + window).saturating_duration_since(now))
+            .map(|oldest| {
+                oldest
+                    .checked_add(window)
+                    .map_or(Duration::MAX, |t| t.saturating_duration_since(now))
+            })
             .unwrap_or(window);
         Admission::Limited {
-            retry_after_s: wait.as_millis().div_ceil(1000).max(1) as u64,
+            retry_after_s: u64::try_from(wait.as_millis().div_ceil(1000).max(1))
+                .unwrap_or(u64::MAX),
         }
     }
 

@@ -642,3 +642,32 @@ async fn a_huge_cap_does_not_overflow() {
     let frames = chunks(w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await).await;
     assert_eq!(data(&frames), HELLO);
 }
+
+/// The design document's Lambda as written: `Access-Control-Allow-Origin: *` for any
+/// origin, frames without `id:`, every request a new Bedrock call (a repeat gets the
+/// whole answer again, a `Last-Event-ID` is ignored), no rate limit.
+#[tokio::test(start_paused = true)]
+async fn as_written_servers_behave_as_the_document_wrote_them() {
+    let mut s = Scenario::default_scenario();
+    s.servers = picasso_core::scenario::Servers::AsWritten;
+    let w = world(s);
+    for i in 0..12 {
+        let mut r = stream_request(FOSTER, "s1", "m1", "Hello");
+        r.headers_mut()
+            .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        if i == 1 {
+            r.headers_mut()
+                .insert("last-event-id", "m1:4".parse().unwrap());
+        }
+        let response = w.call(r).await;
+        assert_eq!(response.status(), StatusCode::OK, "request {i}");
+        assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        let frames = chunks(response).await;
+        assert_eq!(data(&frames), HELLO, "request {i}");
+        assert!(frames.iter().all(|f| !f.contains("id:")), "{frames:?}");
+    }
+    assert_eq!(w.bedrock.journal().len(), 12, "a Bedrock call per request");
+    // Parameter and tenant checks stay.
+    let r = w.call(stream_request(AUSTIN, "s1", "m1", "Hello")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -8,7 +8,7 @@
 use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::faults::{self, Frames};
-use crate::generation::{Lookup, MessageKey};
+use crate::generation::{Generation, Lookup, MessageKey};
 use crate::metrics::Metrics;
 use crate::outcome::Pending;
 use crate::params::{self, MAX_URI_BYTES};
@@ -23,7 +23,7 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use picasso_core::fault::RequestFacts;
-use picasso_core::scenario::{FaultKind, FaultTarget};
+use picasso_core::scenario::{FaultKind, FaultTarget, Servers};
 use picasso_core::wire::parse_event_id;
 use std::time::Duration;
 
@@ -169,7 +169,11 @@ async fn checked(
     if target_len > MAX_URI_BYTES {
         return Err(GatewayError::UriTooLong(MAX_URI_BYTES));
     }
-    let limits = state.limits();
+    let scenario = state.scenario();
+    let limits = scenario.limits;
+    // The design document's Lambda as written: see `picasso_core::scenario::Servers`.
+    let as_written = scenario.servers == Servers::AsWritten;
+    drop(scenario);
     let params = params::validate(params::parse_query(uri.query().unwrap_or(""))?, &limits)?;
 
     let ttl = Duration::from_millis(limits.config_ttl_ms);
@@ -179,16 +183,23 @@ async fn checked(
         .await?
         .ok_or(GatewayError::UnknownTenant)?;
     pending.set_tenant(&params.tenant_hash);
-    match cors::check(headers.get(header::ORIGIN), &config) {
-        OriginCheck::Refused => return Err(GatewayError::OriginNotAllowed),
-        OriginCheck::Allowed(o) => *origin = Some(o),
-        OriginCheck::NoOrigin => {}
+    if as_written {
+        // `responseStream.setHeader("Access-Control-Allow-Origin", "*")`, no check.
+        *origin = Some("*".to_owned());
+    } else {
+        match cors::check(headers.get(header::ORIGIN), &config) {
+            OriginCheck::Refused => return Err(GatewayError::OriginNotAllowed),
+            OriginCheck::Allowed(o) => *origin = Some(o),
+            OriginCheck::NoOrigin => {}
+        }
     }
     if !config.features.streaming_enabled {
         return Err(GatewayError::StreamingDisabled);
     }
-    if let Admission::Limited { retry_after_s } =
-        state.admit(&params.tenant_hash, &params.session_id, &limits)
+    // The document's code has no rate limit.
+    if !as_written
+        && let Admission::Limited { retry_after_s } =
+            state.admit(&params.tenant_hash, &params.session_id, &limits)
     {
         return Err(GatewayError::RateLimited { retry_after_s });
     }
@@ -222,9 +233,11 @@ async fn checked(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_event_id)
-        .filter(|(message, _)| *message == params.message_id)
+        .filter(|(message, _)| *message == params.message_id && !as_written)
         .map(|(_, seq)| seq.saturating_add(1) as usize);
     let lookup = match resume_from {
+        // As written, every request is a new Bedrock call, kept nowhere.
+        _ if as_written => Lookup::Started(Generation::as_written(&params.message_id)),
         // A resume for an answer this gateway no longer keeps (reloaded, restarted):
         // nothing to resume, and a resume must never start a second Bedrock call.
         Some(_) => match state.generations().get(&key) {
@@ -254,10 +267,10 @@ async fn checked(
         }
     };
 
-    let mut frames: Frames = sse::with_heartbeat(
-        frames.map(Ok).boxed(),
-        Duration::from_millis(limits.heartbeat_ms),
-    );
+    // The document's Lambda sends no heartbeats.
+    let heartbeat = if as_written { 0 } else { limits.heartbeat_ms };
+    let mut frames: Frames =
+        sse::with_heartbeat(frames.map(Ok).boxed(), Duration::from_millis(heartbeat));
     if let Some(fault) = edge {
         let n = fault.after_tokens.unwrap_or(0);
         frames = match fault.kind {
@@ -276,7 +289,8 @@ async fn checked(
     // stalled edge ends with `STREAM_004` (a stalled *network* holds that frame too).
     let cap = Duration::from_millis(limits.max_stream_ms).saturating_add(sse::CAP_MARGIN);
     let first_seq = resume_from.unwrap_or(0) as u64;
-    let frames = sse::capped(frames, cap, params.message_id.clone(), first_seq);
+    let ids = (!as_written).then(|| params.message_id.clone());
+    let frames = sse::capped(frames, cap, ids, first_seq);
     Ok(sse::response(Body::from_stream(frames)))
 }
 
@@ -313,7 +327,10 @@ async fn preflight(State(state): State<GatewayState>, headers: HeaderMap, uri: U
         },
         None => None,
     };
+    let as_written = state.scenario().servers == Servers::AsWritten;
     let allowed = config.and_then(|c| match cors::check(headers.get(header::ORIGIN), &c) {
+        // As written, any origin: `Access-Control-Allow-Origin: *`.
+        _ if as_written => Some("*".to_owned()),
         OriginCheck::Allowed(o) => Some(o),
         _ => None,
     });

@@ -71,8 +71,9 @@ pub const CAP_MARGIN: Duration = Duration::from_millis(100);
 /// Ends `frames` with a `STREAM_004` error frame if it is still open `cap` after now:
 /// the 30 s cap as a promise to the client, whatever holds the stream up (a stalled
 /// edge, a generation that outlives its own deadline). The frame's `id:` continues
-/// the sequence from `first_seq` by the `id:` frames that went out.
-pub fn capped(frames: Frames, cap: Duration, message_id: String, first_seq: u64) -> Frames {
+/// the sequence from `first_seq` by the `id:` frames that went out (no `id:` when
+/// `message_id` is `None`: the as-written Lambda's frames have none).
+pub fn capped(frames: Frames, cap: Duration, message_id: Option<String>, first_seq: u64) -> Frames {
     let deadline = tokio::time::Instant::now().checked_add(cap);
     let state = (Some(frames), first_seq, message_id);
     futures_util::stream::unfold(state, move |(frames, seq, message_id)| async move {
@@ -92,7 +93,11 @@ pub fn capped(frames: Frames, cap: Duration, message_id: String, first_seq: u64)
                         cap.saturating_sub(CAP_MARGIN).as_millis()
                     ),
                 };
-                Some((Ok(encode(&message_id, seq, &frame)), (None, seq, message_id)))
+                let bytes = match &message_id {
+                    Some(id) => encode(id, seq, &frame),
+                    None => encode_data_only(&frame),
+                };
+                Some((Ok(bytes), (None, seq, message_id)))
             }
         }
     })
@@ -108,6 +113,12 @@ pub fn encode(message_id: &str, seq: u64, frame: &StreamFrame) -> Bytes {
         event_id(message_id, seq),
         frame.to_data()
     ))
+}
+
+/// One frame as the design document's Lambda writes it: `data:` and the blank line,
+/// no `id:` (so a browser has no `Last-Event-ID` to resume with).
+pub fn encode_data_only(frame: &StreamFrame) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", frame.to_data()))
 }
 
 /// A `data:` line that is not JSON, for the `malformed_frame` fault: it looks like the

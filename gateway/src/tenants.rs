@@ -178,7 +178,7 @@ mod tests {
                         streaming_model: "m".into(),
                     },
                     endpoints: Endpoints {
-                        chat: "c".into(),
+                        chat: Some("c".into()),
                         streaming: None,
                     },
                     allowed_origins: vec![],

@@ -45,6 +45,27 @@ async fn configs_are_shaped_as_the_design_document_says() {
     );
 }
 
+/// As written (`get_config_for_tenant_by_hash`), a streaming tenant's `endpoints` is
+/// replaced by `{"streaming": …}`: `endpoints.chat` is gone; others keep theirs.
+#[tokio::test(start_paused = true)]
+async fn as_written_config_drops_chat_for_streaming_tenants() {
+    let mut s = Scenario::default_scenario();
+    s.servers = picasso_core::scenario::Servers::AsWritten;
+    let w = world(s);
+    let fv = json(w.get_config(FOSTER).await).await;
+    assert_eq!(
+        fv["endpoints"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["streaming"],
+        "{fv}"
+    );
+    let aa = json(w.get_config(AUSTIN).await).await;
+    assert!(aa["endpoints"]["chat"].is_string(), "{aa}");
+}
+
 /// Without a configured streaming URL nobody gets `endpoints.streaming`.
 #[tokio::test(start_paused = true)]
 async fn no_streaming_url_no_streaming_endpoint() {

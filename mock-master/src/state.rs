@@ -5,6 +5,7 @@ use crate::metrics::Metrics;
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
 use picasso_core::fault::{FaultBook, RequestFacts};
+use picasso_core::scenario::Servers;
 use picasso_core::scenario::{Fault, FaultTarget, Tenant};
 use picasso_core::wire::TenantConfig;
 use std::sync::{Arc, Mutex, RwLock};
@@ -87,11 +88,20 @@ impl MasterState {
         self.inner.metrics.render()
     }
 
-    /// The config `get_config` serves for `tenant_hash`, if the tenant exists.
+    /// The config `get_config` serves for `tenant_hash`, if the tenant exists: ours, or
+    /// as the document's `get_config_for_tenant_by_hash` shapes it when the scenario
+    /// runs the servers as written.
     pub fn tenant_config(&self, tenant_hash: &str) -> Option<TenantConfig> {
-        self.scenario()
+        let scenario = self.scenario();
+        let options = &self.inner.options;
+        scenario
             .tenant(tenant_hash)
-            .map(|t| config_of(t, &self.inner.options))
+            .map(|t| match scenario.servers {
+                Servers::Hardened => config_of(t, options),
+                Servers::AsWritten => {
+                    t.config_as_written(&options.chat_url, options.streaming_url.as_deref())
+                }
+            })
     }
 
     pub(crate) fn options(&self) -> &MasterOptions {

@@ -383,10 +383,10 @@ impl SessionRun {
                 }
                 Effect::Post {
                     req,
+                    url,
                     body,
                     fallback,
-                    ..
-                } => self.post(req, body, fallback),
+                } => self.post(req, &url, body, fallback),
                 Effect::AbortPost { req } => {
                     if let Some(h) = self.posts.remove(&req) {
                         line(&self.log, &self.who(None), &format!("POST #{req} aborted"));
@@ -511,7 +511,7 @@ impl SessionRun {
         self.conns.insert(conn, handle.abort_handle());
     }
 
-    fn post(&mut self, req: ReqId, body: ChatRequest, fallback: bool) {
+    fn post(&mut self, req: ReqId, url: &str, body: ChatRequest, fallback: bool) {
         let who = self.who(Some(&body.message_id));
         let log = self.log.clone();
         line(
@@ -522,6 +522,23 @@ impl SessionRun {
                 if fallback { " (fallback)" } else { "" }
             ),
         );
+        // The URL the widget chose: the Master's chat action (absolute, or relative to
+        // the Master the config came from), or anything else, which lands on the page's
+        // own server and gets its 404 (what `fetch(undefined)` does in a browser).
+        if !url.ends_with("/Master_Function?action=chat") {
+            line(
+                &log,
+                &who,
+                &format!("POST #{req} → 404 from the page's own server (url {url:?})"),
+            );
+            let _ = self.tx.send(Input::PostResponse {
+                req,
+                status: 404,
+                body: Vec::new(),
+                retry_after_ms: None,
+            });
+            return;
+        }
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let request = http::Request::post("/Master_Function?action=chat")
             .header("content-type", "application/json")

@@ -237,6 +237,9 @@ fn render(scenario: &Scenario, outcome: &Outcome, lines: &[String]) -> String {
         w.reconnect_ms,
         w.resume
     );
+    if !scenario.servers.is_hardened() {
+        let _ = writeln!(t, "# servers {}", scenario.servers.name());
+    }
     t.push_str("\n## timeline\n");
     for l in lines {
         t.push_str(l);

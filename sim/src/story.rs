@@ -21,6 +21,14 @@ pub enum Claim {
         /// From the stream or the regular chat.
         source: Option<Source>,
     },
+    /// The bubble ended holding the scripted answer this many times (2+: doubled),
+    /// mixed with other text (another message's answer, interleaved tokens).
+    AnswerShownMixed {
+        /// How many whole copies of the answer it holds.
+        times: usize,
+        /// The bubble's length in characters.
+        chars: usize,
+    },
     /// The bubble ended holding text that is not the scripted answer.
     OtherTextShown(String),
     /// The user saw neither an answer nor an error.
@@ -56,6 +64,11 @@ impl fmt::Display for Claim {
                 "the answer shown {times} times over (doubled text){}",
                 from(*source)
             ),
+            Claim::AnswerShownMixed { times, chars } => write!(
+                f,
+                "the answer shown {times} time{} over (doubled text), mixed with other text ({chars} characters in the bubble)",
+                if *times == 1 { "" } else { "s" }
+            ),
             Claim::OtherTextShown(t) => write!(f, "shown {t:?}, not the scripted answer"),
             Claim::NothingShown => write!(f, "nothing shown: no answer, no error"),
             Claim::WrongTextWhileStreaming(t) => {
@@ -68,16 +81,27 @@ impl fmt::Display for Claim {
                 if *posts == 1 { "" } else { "s" }
             ),
             Claim::Reconnected { statuses } => {
-                let list: Vec<String> = statuses
+                // Runs of one status: "200 ×59, then 204".
+                let mut runs: Vec<(Option<u16>, usize)> = Vec::new();
+                for s in statuses {
+                    match runs.last_mut() {
+                        Some((last, n)) if last == s => *n += 1,
+                        _ => runs.push((*s, 1)),
+                    }
+                }
+                let list: Vec<String> = runs
                     .iter()
-                    .map(|s| s.map_or_else(|| "no response".to_owned(), |s| s.to_string()))
+                    .map(|(s, n)| {
+                        let s = s.map_or_else(|| "no response".to_owned(), |s| s.to_string());
+                        if *n == 1 { s } else { format!("{s} ×{n}") }
+                    })
                     .collect();
                 write!(
                     f,
                     "the browser reconnected by itself {} time{} (answered {})",
                     statuses.len(),
                     if statuses.len() == 1 { "" } else { "s" },
-                    list.join(", ")
+                    list.join(", then ")
                 )
             }
             Claim::BedrockCalls(n) => write!(f, "{n} Bedrock calls for one message"),
@@ -163,7 +187,13 @@ fn shown(m: &MessageRecord, expected: &str) -> Claim {
     };
     match repeats(&m.final_text, expected) {
         Some(times) => Claim::AnswerShown { times, source },
-        None => Claim::OtherTextShown(m.final_text.clone()),
+        None => match m.final_text.matches(expected).count() {
+            0 => Claim::OtherTextShown(clip(&m.final_text, 80)),
+            times => Claim::AnswerShownMixed {
+                times,
+                chars: m.final_text.chars().count(),
+            },
+        },
     }
 }
 
@@ -213,6 +243,13 @@ mod tests {
         assert_eq!(
             reconnect.to_string(),
             "the browser reconnected by itself 1 time (answered 204)"
+        );
+        let many = Claim::Reconnected {
+            statuses: vec![Some(200), Some(200), Some(200), Some(204), None],
+        };
+        assert_eq!(
+            many.to_string(),
+            "the browser reconnected by itself 5 times (answered 200 ×3, then 204, then no response)"
         );
     }
 }

@@ -192,6 +192,7 @@ prop_compose! {
             limits: Limits::default(),
             widget: WidgetSettings { resume, ..WidgetSettings::default() },
             rollout: None,
+            servers: Default::default(),
         }
     }
 }
@@ -468,6 +469,7 @@ fn base() -> Scenario {
         limits: Limits::default(),
         widget: WidgetSettings::default(),
         rollout: None,
+        servers: Default::default(),
     };
     let mut a = Answer::unscripted();
     a.id = "answer".into();

@@ -86,6 +86,7 @@ pub(crate) fn load_jobs(
     paths: &[PathBuf],
     policies: &[Policy],
     seed: Option<u64>,
+    servers: Option<picasso_core::scenario::Servers>,
 ) -> Result<Vec<Job>, String> {
     let mut scenarios: Vec<(String, String, Scenario)> = Vec::new();
     if paths.is_empty() {
@@ -109,6 +110,9 @@ pub(crate) fn load_jobs(
     for (name, source, mut scenario) in scenarios {
         if let Some(seed) = seed {
             scenario.seed = seed;
+        }
+        if let Some(servers) = servers {
+            scenario.servers = servers;
         }
         let scenario = Arc::new(scenario);
         for policy in policies {

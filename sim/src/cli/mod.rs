@@ -15,6 +15,7 @@ mod validate;
 mod world;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use picasso_core::scenario::Servers;
 use picasso_sim::Policy;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -55,6 +56,14 @@ enum Command {
         /// Run only mock Bedrock.
         #[arg(long)]
         bedrock_only: bool,
+        /// Add this origin to every tenant's allowed origins (repeatable), e.g. your
+        /// widget's dev server: --allow-origin http://localhost:5173.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<String>,
+        /// Run the design document's gateway and Master as written, or ours (hardened);
+        /// overrides the scenario's `servers`.
+        #[arg(long, value_name = "as-written|hardened")]
+        servers: Option<Servers>,
     },
     /// Run the regression suite in the simulator.
     Run {
@@ -88,6 +97,10 @@ enum Command {
         /// With --snapshots: write new and changed snapshots instead of failing.
         #[arg(long, requires = "snapshots")]
         update_snapshots: bool,
+        /// Run the design document's gateway and Master as written, or ours (hardened);
+        /// overrides every scenario's `servers`.
+        #[arg(long, value_name = "as-written|hardened")]
+        servers: Option<Servers>,
     },
     /// Fault-injection demos, the three widget policies side by side; with no name, the list.
     Demo {
@@ -96,6 +109,9 @@ enum Command {
         /// Print each policy's whole transcript after the timeline.
         #[arg(long)]
         verbose: bool,
+        /// Run the design document's gateway and Master as written, or ours (hardened).
+        #[arg(long, value_name = "as-written|hardened")]
+        servers: Option<Servers>,
     },
     /// Rehearse the design document's rollout on a simulated population.
     Rollout {
@@ -190,6 +206,8 @@ pub(crate) fn main() -> ExitCode {
             bedrock_port,
             bedrock_endpoint,
             bedrock_only,
+            allow_origins,
+            servers,
         } => serve::run(serve::ServeConfig {
             scenario,
             host,
@@ -198,6 +216,8 @@ pub(crate) fn main() -> ExitCode {
             bedrock_port,
             bedrock_endpoint,
             bedrock_only,
+            allow_origins,
+            servers,
         }),
         Command::Run {
             scenarios,
@@ -210,6 +230,7 @@ pub(crate) fn main() -> ExitCode {
             jobs,
             snapshots,
             update_snapshots,
+            servers,
         } => run::run(run::RunConfig {
             scenarios,
             policies: policy.policies(),
@@ -224,8 +245,13 @@ pub(crate) fn main() -> ExitCode {
                 dir,
                 update: update_snapshots,
             }),
+            servers,
         }),
-        Command::Demo { name, verbose } => demo::run(name.as_deref(), verbose),
+        Command::Demo {
+            name,
+            verbose,
+            servers,
+        } => demo::run(name.as_deref(), verbose, servers),
         Command::Rollout {
             scenario,
             html,

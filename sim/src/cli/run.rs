@@ -35,6 +35,8 @@ pub(crate) struct RunConfig {
     pub threads: usize,
     /// Where the golden transcripts are, and whether to write them.
     pub snapshots: Option<GoldenDir>,
+    /// Replaces every scenario's `servers`.
+    pub servers: Option<picasso_core::scenario::Servers>,
 }
 
 /// Parses `K/N` with 1 ≤ K ≤ N.
@@ -71,7 +73,12 @@ pub(crate) fn shard<T>(jobs: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
 
 /// Runs the suite and reports.
 pub(crate) fn run(config: RunConfig) -> Status {
-    let jobs = match load_jobs(&config.scenarios, &config.policies, config.seed) {
+    let jobs = match load_jobs(
+        &config.scenarios,
+        &config.policies,
+        config.seed,
+        config.servers,
+    ) {
         Ok(jobs) => jobs,
         Err(e) => {
             eprintln!("{e}");

@@ -40,6 +40,10 @@ pub(crate) struct ServeConfig {
     pub bedrock_endpoint: Option<String>,
     /// Run only mock Bedrock.
     pub bedrock_only: bool,
+    /// Origins added to every tenant's allowed origins (`--allow-origin`).
+    pub allow_origins: Vec<String>,
+    /// `--servers`: the document's servers as written, or ours.
+    pub servers: Option<picasso_core::scenario::Servers>,
 }
 
 /// Runs the servers until Ctrl-C or SIGTERM.
@@ -127,7 +131,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let gateway_listener = bind(config.host, config.gateway_port, "gateway").await?;
     let master_url = format!("http://{}", master_listener.local_addr()?);
     let gateway_url = format!("http://{}/", gateway_listener.local_addr()?);
-    let scenario = world::with_demo_origins(scenario, &master_url);
+    let overrides = world::Overrides::new(&master_url, &config.allow_origins, config.servers);
+    let scenario = overrides.apply(scenario);
 
     let master_state = MasterState::new(
         scenario.clone(),
@@ -149,7 +154,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         bedrock: bedrock_state.clone(),
         master: master_state.clone(),
         gateway: gateway_state.clone(),
-        demo_origin: master_url.clone(),
+        overrides,
     };
 
     {
@@ -169,7 +174,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         });
     }
     if let Some(path) = config.scenario.clone() {
-        tokio::spawn(watch(path, world, shutdown.clone()));
+        tokio::spawn(watch(path, world.clone(), shutdown.clone()));
     }
 
     println!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
@@ -178,6 +183,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     println!("demo page          {master_url}/");
     println!("metrics            {master_url}/metrics  {gateway_url}metrics");
+    println!(
+        "servers            {} (--servers as-written|hardened)",
+        scenario.servers.name()
+    );
+    println!(
+        "allowed origins    added to every tenant: {}",
+        world.overrides.origins.join(", ")
+    );
     println!("\nTenants (a widget loads its config from the Master Function):");
     for t in &scenario.tenants {
         println!(

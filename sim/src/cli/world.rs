@@ -25,8 +25,54 @@ pub(crate) struct World {
     pub master: MasterState,
     /// The gateway's state.
     pub gateway: GatewayState,
-    /// The page's own origin, added to every tenant's allowed origins.
-    pub demo_origin: String,
+    /// What `serve`'s flags add to every scenario it loads (the page's own origin
+    /// among them), so a reload keeps them.
+    pub overrides: Overrides,
+}
+
+/// What `serve` puts on every scenario it runs, whatever the file says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// Origins added to every tenant's allowed origins: the demo page's own (and its
+    /// `localhost` spelling) and each `--allow-origin`.
+    pub origins: Vec<String>,
+    /// `--servers`: which gateway and Master to run.
+    pub servers: Option<picasso_core::scenario::Servers>,
+}
+
+impl Overrides {
+    /// The demo page's origin (and its `localhost` spelling), then `extra`.
+    pub(crate) fn new(
+        demo_origin: &str,
+        extra: &[String],
+        servers: Option<picasso_core::scenario::Servers>,
+    ) -> Overrides {
+        let mut origins = vec![
+            demo_origin.to_owned(),
+            demo_origin.replace("127.0.0.1", "localhost"),
+        ];
+        for o in extra {
+            if !origins.contains(o) {
+                origins.push(o.clone());
+            }
+        }
+        Overrides { origins, servers }
+    }
+
+    /// `scenario` with the overrides applied.
+    pub(crate) fn apply(&self, mut scenario: Scenario) -> Scenario {
+        for tenant in &mut scenario.tenants {
+            for o in &self.origins {
+                if !tenant.allowed_origins.contains(o) {
+                    tenant.allowed_origins.push(o.clone());
+                }
+            }
+        }
+        if let Some(servers) = self.servers {
+            scenario.servers = servers;
+        }
+        scenario
+    }
 }
 
 impl World {
@@ -40,26 +86,12 @@ impl World {
 
     /// Replaces the scenario in all three servers.
     pub(crate) fn reload(&self, scenario: Scenario) {
-        let scenario = with_demo_origins(scenario, &self.demo_origin);
+        let scenario = self.overrides.apply(scenario);
         self.bedrock.set_scenario(scenario.clone());
         self.master.load_scenario(scenario.clone());
         self.gateway.load_scenario(scenario.clone());
         *self.scenario.lock().unwrap_or_else(|e| e.into_inner()) = scenario;
     }
-}
-
-/// Adds the demo page's origin (and its `localhost` spelling) to every tenant, so the
-/// page can open streams for any tenant; `serve` says so when it starts.
-pub(crate) fn with_demo_origins(mut scenario: Scenario, origin: &str) -> Scenario {
-    let alias = origin.replace("127.0.0.1", "localhost");
-    for tenant in &mut scenario.tenants {
-        for o in [origin, alias.as_str()] {
-            if !tenant.allowed_origins.iter().any(|a| a == o) {
-                tenant.allowed_origins.push(o.to_owned());
-            }
-        }
-    }
-    scenario
 }
 
 /// `GET /__admin/scenario` (the scenario in force, TOML) and `PUT /__admin/scenario`
@@ -100,17 +132,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_origins_are_added_once() {
-        let s = with_demo_origins(Scenario::default_scenario(), "http://127.0.0.1:4100");
-        let s = with_demo_origins(s, "http://127.0.0.1:4100");
-        let origins = &s.tenants[0].allowed_origins;
-        assert_eq!(
-            origins
-                .iter()
-                .filter(|o| *o == "http://127.0.0.1:4100")
-                .count(),
-            1
+    fn overrides_add_origins_once_and_set_the_servers() {
+        let o = Overrides::new(
+            "http://127.0.0.1:4100",
+            &[
+                "http://localhost:5173".to_owned(),
+                "http://localhost:5173".to_owned(),
+            ],
+            Some(picasso_core::scenario::Servers::AsWritten),
         );
-        assert!(origins.iter().any(|o| o == "http://localhost:4100"));
+        let s = o.apply(o.apply(Scenario::default_scenario()));
+        for tenant in &s.tenants {
+            let origins = &tenant.allowed_origins;
+            for want in [
+                "http://127.0.0.1:4100",
+                "http://localhost:4100",
+                "http://localhost:5173",
+            ] {
+                assert_eq!(origins.iter().filter(|o| *o == want).count(), 1, "{want}");
+            }
+        }
+        assert_eq!(s.servers, picasso_core::scenario::Servers::AsWritten);
+        // No --servers: the file decides.
+        let o = Overrides::new("http://127.0.0.1:4100", &[], None);
+        let mut file = Scenario::default_scenario();
+        file.servers = picasso_core::scenario::Servers::AsWritten;
+        assert_eq!(
+            o.apply(file).servers,
+            picasso_core::scenario::Servers::AsWritten
+        );
     }
 }

@@ -405,7 +405,7 @@ impl Corrected {
         let url = self
             .config_state
             .as_ref()
-            .map(ConfigState::chat_url)
+            .map(ConfigState::chat_url_or_default)
             .unwrap_or_else(|| super::DEFAULT_CHAT_URL.to_owned());
         let deadline = now_ms + self.ctx.settings.post_timeout_ms;
         let m = self.msgs.get_mut(id).expect("message exists");

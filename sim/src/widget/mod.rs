@@ -545,13 +545,34 @@ pub(crate) struct ConfigState {
 }
 
 impl ConfigState {
+    /// The chat URL a widget that reads `endpoints.chat` uses: the config's, the
+    /// default when no config loaded, and what JavaScript makes of a missing key
+    /// (`"undefined"`, a path on the page's own server) when the config has none, as
+    /// the document's Master leaves it for streaming tenants.
     pub(crate) fn chat_url(&self) -> String {
+        match &self.config {
+            Some(c) => c
+                .endpoints
+                .chat
+                .clone()
+                .unwrap_or_else(|| UNDEFINED_CHAT_URL.to_owned()),
+            None => DEFAULT_CHAT_URL.to_owned(),
+        }
+    }
+
+    /// The chat URL a careful widget uses: the config's, else the Master's own (the
+    /// widget loaded its config from the Master Function, whose chat action is fixed).
+    pub(crate) fn chat_url_or_default(&self) -> String {
         self.config
             .as_ref()
-            .map(|c| c.endpoints.chat.clone())
+            .and_then(|c| c.endpoints.chat.clone())
             .unwrap_or_else(|| DEFAULT_CHAT_URL.to_owned())
     }
 }
+
+/// Where `fetch(config.endpoints.chat)` goes when the key is missing: JavaScript turns
+/// `undefined` into the relative URL `undefined`, on the page's own server.
+pub const UNDEFINED_CHAT_URL: &str = "undefined";
 
 /// Shortens text for a transcript line, quoted.
 pub fn quote(text: &str) -> String {

@@ -23,7 +23,7 @@ fn config(p: f64) -> TenantConfig {
             streaming_model: "m".into(),
         },
         endpoints: Endpoints {
-            chat: "/chat".into(),
+            chat: Some("/chat".into()),
             streaming: Some("/stream".into()),
         },
         allowed_origins: vec![],
