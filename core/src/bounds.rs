@@ -41,13 +41,13 @@ pub const MAX_MESSAGES: usize = 200_000;
 pub const MAX_TOKENS_PER_ANSWER: usize = 10_000;
 
 /// The most rollout steps.
-pub const MAX_ROLLOUT_STEPS: usize = 100;
+pub const MAX_ROLLOUT_STEPS: usize = 20;
 
 /// The most simulated sessions in one rollout step.
 pub const MAX_ROLLOUT_SESSIONS_PER_STEP: u32 = 10_000;
 
 /// The most messages each simulated rollout session sends.
-pub const MAX_ROLLOUT_MESSAGES_PER_SESSION: u32 = 100;
+pub const MAX_ROLLOUT_MESSAGES_PER_SESSION: u32 = 10;
 
 /// `a + b` milliseconds, stuck at `u64::MAX` ("never") instead of overflowing.
 pub fn add_ms(a: u64, b: u64) -> u64 {
