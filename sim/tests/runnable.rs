@@ -269,7 +269,7 @@ prop_compose! {
 #[test]
 fn every_valid_scenario_runs_to_an_end() {
     let mut runner = TestRunner::new(Config {
-        cases: common::proptest_cases(16),
+        cases: picasso_core::testing::proptest_cases(16),
         failure_persistence: None,
         max_shrink_iters: 100,
         ..Config::default()

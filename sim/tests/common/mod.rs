@@ -139,12 +139,3 @@ pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
         .to_owned();
     (status, body)
 }
-
-/// Cases per property test: `PICASSO_PROPTEST_CASES` when set (a longer campaign),
-/// else `default`. The one reading of that variable for tests that share this module.
-pub fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PICASSO_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
