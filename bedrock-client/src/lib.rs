@@ -85,6 +85,12 @@ pub struct Runtime {
     pub sleep: Option<SharedAsyncSleep>,
     /// The clock used for signing; the system clock when `None`.
     pub time: Option<SharedTimeSource>,
+    /// Turns off the SDK's stalled-upload check. That check wakes once a second for
+    /// as long as a call waits for its answer: harmless on a wall clock, but under a
+    /// virtual clock it makes a run's wall time grow with its virtual length (a day-long
+    /// scripted answer cost seconds). In process, request bodies are handed over whole,
+    /// so the check can never fire there; the download check stays on.
+    pub no_upload_stall_check: bool,
 }
 
 /// Builds the SDK client.
@@ -118,6 +124,13 @@ pub fn build_client(config: &BedrockConfig, runtime: Runtime) -> Client {
     }
     if let Some(time) = runtime.time {
         builder = builder.time_source(time);
+    }
+    if runtime.no_upload_stall_check {
+        builder = builder.stalled_stream_protection(
+            aws_sdk_bedrockruntime::config::StalledStreamProtectionConfig::enabled()
+                .upload_enabled(false)
+                .build(),
+        );
     }
     Client::from_conf(builder.build())
 }

@@ -82,7 +82,8 @@ impl FaultBook {
                     continue;
                 }
             }
-            self.struck[slot] += 1;
+            // Saturating: a long `serve` session may strike more than u32::MAX times.
+            self.struck[slot] = self.struck[slot].saturating_add(1);
             return Some(fault.clone());
         }
         None

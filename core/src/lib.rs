@@ -4,6 +4,7 @@
 //! crate, so a scenario file means the same thing to each of them.
 //!
 //! Layout:
+//! - [`bounds`]: the largest numbers a scenario may hold, and saturating time arithmetic;
 //! - [`scenario`]: the model of a scenario (tenants, scripted answers, faults,
 //!   sessions, limits) and the embedded default scenario;
 //! - [`load`]: the TOML file format, with errors that name file, line, column and field;
@@ -14,6 +15,7 @@
 //!
 //! This crate has no async runtime and no HTTP stack, so it builds and tests fast.
 
+pub mod bounds;
 pub mod fault;
 pub mod load;
 pub mod rng;

@@ -555,6 +555,7 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
             );
         }
     }
+    out.extend(crate::bounds::check(s));
     out
 }
 

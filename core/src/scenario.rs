@@ -228,6 +228,7 @@ pub struct Token {
     pub text: String,
     /// Virtual milliseconds before this token is sent.
     #[serde(default)]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub delay_ms: u64,
 }
 
@@ -237,9 +238,11 @@ pub struct Token {
 pub struct Pacing {
     /// Milliseconds before the first token.
     #[serde(default = "default_first_token_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub first_token_ms: u64,
     /// Milliseconds between tokens after the first.
     #[serde(default = "default_gap_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub gap_ms: u64,
 }
 
@@ -609,6 +612,7 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Delay for `latency`, `slow_first_token` and `stall`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub delay_ms: Option<u64>,
     /// HTTP status for `status` (400–599).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -685,6 +689,7 @@ pub struct Session {
     pub tenant: String,
     /// Virtual milliseconds from the run's start to the session's config load.
     #[serde(default)]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub start_ms: u64,
     /// Whether the browser has `EventSource` (IE11 has not).
     #[serde(default = "yes")]
@@ -711,9 +716,11 @@ pub struct Message {
     pub text: String,
     /// Sent this many virtual ms after the previous message ended (after the config for the first).
     #[serde(default = "default_think_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub think_ms: u64,
     /// Sent at this virtual time from session start, whether or not the previous one ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub at_ms: Option<u64>,
 }
 
@@ -727,22 +734,26 @@ fn default_think_ms() -> u64 {
 pub struct Limits {
     /// Longest stream before `STREAM_004`.
     #[serde(default = "default_max_stream_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub max_stream_ms: u64,
     /// Stream requests allowed per session in the window.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: u32,
     /// The rolling window of the rate limit.
     #[serde(default = "default_rate_window_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub rate_window_ms: u64,
     /// Longest `user_input`, in Unicode scalar values.
     #[serde(default = "default_max_input_chars")]
     pub max_input_chars: u32,
     /// How long the gateway trusts a fetched tenant config.
     #[serde(default = "default_config_ttl_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub config_ttl_ms: u64,
     /// A `:` comment line after this long without a frame on an open stream, so proxies
     /// keep the connection (an `EventSource` shows no event for it); 0 for none.
     #[serde(default = "default_heartbeat_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub heartbeat_ms: u64,
 }
 
@@ -784,18 +795,23 @@ impl Default for Limits {
 pub struct WidgetSettings {
     /// From `new EventSource` to `open`.
     #[serde(default = "default_connect_timeout_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub connect_timeout_ms: u64,
     /// Longest silence on an open stream.
     #[serde(default = "default_idle_timeout_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub idle_timeout_ms: u64,
     /// Longest stream, end to end.
     #[serde(default = "default_total_timeout_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub total_timeout_ms: u64,
     /// Longest regular-chat POST.
     #[serde(default = "default_post_timeout_ms")]
+    #[schemars(range(max = crate::bounds::MAX_MS))]
     pub post_timeout_ms: u64,
     /// The browser's reconnection time (Chromium: 3000 ms).
     #[serde(default = "default_reconnect_ms")]
+    #[schemars(range(min = crate::bounds::MIN_RECONNECT_MS, max = crate::bounds::MAX_MS))]
     pub reconnect_ms: u64,
     /// Corrected policy: on a dropped stream, reconnect once with `Last-Event-ID` before falling back.
     #[serde(default)]

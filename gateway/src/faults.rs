@@ -119,7 +119,7 @@ pub fn drop_after(inner: Frames, n: u32) -> Frames {
             tokio::task::yield_now().await;
             return Some((Err(EdgeError::Dropped), (None, sent)));
         }
-        let sent = sent + u32::from(counts(&item));
+        let sent = sent.saturating_add(u32::from(counts(&item)));
         Some((item, (Some(inner), sent)))
     })
     .boxed()
@@ -149,7 +149,7 @@ pub fn stall_after(
                 }
             }
             let item = inner.next().await?;
-            let sent = sent + u32::from(counts(&item));
+            let sent = sent.saturating_add(u32::from(counts(&item)));
             Some((item, (inner, sent, shutdown)))
         },
     )
@@ -163,7 +163,7 @@ pub fn malformed_after(inner: Frames, n: u32) -> Frames {
             return Some((Ok(sse::malformed()), (inner, sent + 1)));
         }
         let item = inner.next().await?;
-        let sent = sent + u32::from(counts(&item));
+        let sent = sent.saturating_add(u32::from(counts(&item)));
         Some((item, (inner, sent)))
     })
     .boxed()

@@ -8,15 +8,17 @@ use crate::journal::{EntryGuard, JournalEntry, Outcome};
 use crate::operations::Operation;
 use crate::request::{self, ParsedRequest};
 use crate::state::MockState;
+use crate::stream::sleep_for;
 use crate::stream::{self, Script};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use picasso_core::bounds::{add_ms, sum_ms};
 use picasso_core::fault::RequestFacts;
 use picasso_core::rng;
 use picasso_core::scenario::{Answer, AnswerBook, Token};
-use tokio::time::{Duration, Instant, sleep_until};
+use tokio::time::Instant;
 
 /// The request id of the `seq`-th request under `seed`: the same on every run.
 pub fn request_id(seed: u64, seq: u64) -> String {
@@ -164,10 +166,10 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
     if let (Some(Effect::SlowFirstToken { delay_ms: extra }), Some(first)) =
         (&plan.effect, delay_ms.first_mut())
     {
-        *first += extra;
+        *first = add_ms(*first, *extra);
     }
-    let until =
-        |n: usize| -> Duration { Duration::from_millis(delay_ms.iter().take(n).sum::<u64>()) };
+    // Saturating: a scenario built in code may hold delays that overflow when summed.
+    let until = |n: usize| -> u64 { sum_ms(delay_ms.iter().take(n).copied()) };
     let all = delay_ms.len();
     let fault_at = plan
         .effect
@@ -175,7 +177,7 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
         .map(|e| (e.after_tokens() as usize).min(all));
     match (&plan.effect, fault_at) {
         (Some(Effect::Stall { delay_ms: None, .. }), Some(at)) => {
-            sleep_until(plan.started + until(at)).await;
+            sleep_for(plan.started, until(at)).await;
             std::future::pending::<()>().await;
         }
         (
@@ -184,18 +186,18 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
             }),
             _,
         ) => {
-            sleep_until(plan.started + until(all) + Duration::from_millis(*ms)).await;
+            sleep_for(plan.started, add_ms(until(all), *ms)).await;
         }
         (Some(Effect::Exception { exception_type, .. }), Some(at)) => {
-            sleep_until(plan.started + until(at)).await;
+            sleep_for(plan.started, until(at)).await;
             entry.finish(Outcome::Fault);
             return ApiError::for_stream_exception(exception_type)
                 .into_response_with_id(&plan.request_id);
         }
         (Some(Effect::Drop { .. } | Effect::CorruptFrame { .. }), Some(at)) => {
-            sleep_until(plan.started + until(at)).await;
+            sleep_for(plan.started, until(at)).await;
         }
-        _ => sleep_until(plan.started + until(all)).await,
+        _ => sleep_for(plan.started, until(all)).await,
     }
     let first_ms = delay_ms.first().copied().unwrap_or(0);
     let latency = Latency {

@@ -15,6 +15,7 @@ use crate::faults::{Effect, exception_payload};
 use crate::journal::{EntryGuard, Outcome};
 use bytes::Bytes;
 use futures_util::Stream;
+use picasso_core::bounds::add_ms;
 use picasso_core::scenario::{StopReason, Token, Usage};
 use tokio::time::{Duration, Instant, sleep_until};
 
@@ -125,10 +126,9 @@ impl Paced {
             if self.next == 0
                 && let Some(Effect::SlowFirstToken { delay_ms: extra }) = self.script.effect
             {
-                delay_ms += extra;
+                delay_ms = add_ms(delay_ms, extra);
             }
-            self.deadline += Duration::from_millis(delay_ms);
-            sleep_until(self.deadline).await;
+            advance(&mut self.deadline, delay_ms).await;
             let frame = self.script.format.token(&token.text)?;
             self.next += 1;
             self.first_token.get_or_insert_with(Instant::now);
@@ -158,8 +158,7 @@ impl Paced {
             Effect::Stall {
                 delay_ms: Some(ms), ..
             } => {
-                self.deadline += Duration::from_millis(ms);
-                sleep_until(self.deadline).await;
+                advance(&mut self.deadline, ms).await;
                 return Ok(None);
             }
             Effect::Stall { delay_ms: None, .. } => {
@@ -208,5 +207,27 @@ impl Paced {
     fn finish(&mut self) {
         self.stage = Stage::Done;
         self.entry.finish(Outcome::Completed);
+    }
+}
+
+/// Sleeps until `ms` after `start`; forever when that instant is past what the clock
+/// can represent (`Instant + Duration` would panic).
+pub(crate) async fn sleep_for(start: Instant, ms: u64) {
+    match start.checked_add(Duration::from_millis(ms)) {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Moves a running deadline `ms` later and sleeps until it. A deadline past what the
+/// clock can represent (a scenario built in code, skipping validation) never comes,
+/// rather than panicking on `Instant + Duration`.
+async fn advance(deadline: &mut Instant, ms: u64) {
+    match deadline.checked_add(Duration::from_millis(ms)) {
+        Some(later) => {
+            *deadline = later;
+            sleep_until(later).await;
+        }
+        None => std::future::pending().await,
     }
 }

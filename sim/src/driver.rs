@@ -75,6 +75,7 @@ impl World {
             time: Some(aws_smithy_async::time::SharedTimeSource::new(
                 VirtualTime::new(),
             )),
+            no_upload_stall_check: true,
         };
         let master_state = mock_master::MasterState::new(
             scenario.clone(),
@@ -264,13 +265,13 @@ pub(crate) async fn run_session(
         let send_at = config_at.and_then(|c| {
             let m = session.messages.get(next_msg)?;
             let after_prev = match (next_msg, idle_since, last_send) {
-                (0, _, _) => Some(c + m.think_ms),
-                (_, Some(idle), _) => Some(idle + m.think_ms),
-                (_, None, Some(sent)) => Some(sent + PATIENCE_MS),
+                (0, _, _) => Some(c.saturating_add(m.think_ms)),
+                (_, Some(idle), _) => Some(idle.saturating_add(m.think_ms)),
+                (_, None, Some(sent)) => Some(sent.saturating_add(PATIENCE_MS)),
                 _ => None,
             };
             match m.at_ms {
-                Some(at) => Some((session.start_ms + at).max(c)),
+                Some(at) => Some(session.start_ms.saturating_add(at).max(c)),
                 None => after_prev,
             }
         });
@@ -280,7 +281,7 @@ pub(crate) async fn run_session(
             if widget.quiescent() {
                 Some(now)
             } else {
-                Some(last_send.unwrap_or(now) + LINGER_MS)
+                Some(last_send.unwrap_or(now).saturating_add(LINGER_MS))
             }
         } else {
             None
@@ -296,7 +297,9 @@ pub(crate) async fn run_session(
         if close_at.is_some_and(|c| c <= now) {
             break;
         }
-        let sleep_until = wake.map(|w| log_start(&log) + Duration::from_millis(w));
+        // A wake-up past what the clock can hold (only a scenario that skipped
+        // validation has one) never comes: `Instant + Duration` would panic.
+        let sleep_until = wake.and_then(|w| log_start(&log).checked_add(Duration::from_millis(w)));
         tokio::select! {
             biased;
             input = rx.recv() => {

@@ -6,6 +6,7 @@
 
 use crate::simulator::Outcome;
 use crate::widget::{Mode, Terminal, decide};
+use picasso_core::bounds::sum_ms;
 use picasso_core::scenario::{Answer, AnswerBook, Scenario};
 use std::fmt;
 
@@ -154,11 +155,19 @@ impl Checker<'_> {
     fn liveness_bound(&self, retry_wait_ms: u64) -> u64 {
         let w = self.scenario.widget;
         let resume = if w.resume {
-            w.reconnect_ms + w.connect_timeout_ms
+            w.reconnect_ms.saturating_add(w.connect_timeout_ms)
         } else {
             0
         };
-        w.connect_timeout_ms + w.total_timeout_ms + 2 * w.post_timeout_ms + retry_wait_ms + resume
+        // Saturating: timers a scenario built in code sets near u64::MAX mean "no bound".
+        sum_ms([
+            w.connect_timeout_ms,
+            w.total_timeout_ms,
+            w.post_timeout_ms,
+            w.post_timeout_ms,
+            retry_wait_ms,
+            resume,
+        ])
     }
 
     /// Whether a run should be spotless: no faults, nothing over a limit or a timer.
@@ -176,7 +185,7 @@ impl Checker<'_> {
                 .answer_for(&model, prompt)
                 .map(|a| a.resolved_tokens())
                 .unwrap_or_default();
-            let total: u64 = tokens.iter().map(|t| t.delay_ms).sum();
+            let total = sum_ms(tokens.iter().map(|t| t.delay_ms));
             let longest_gap = tokens.iter().map(|t| t.delay_ms).max().unwrap_or(0);
             total
                 < limits
@@ -218,7 +227,7 @@ impl Checker<'_> {
                         "no outcome: neither an answer nor an error".into(),
                     ),
                     (Some(_), Some(end)) => {
-                        let took = end - m.sent_at;
+                        let took = end.saturating_sub(m.sent_at);
                         let bound = self.liveness_bound(m.retry_wait_ms);
                         if took > bound {
                             self.fail(
@@ -459,7 +468,7 @@ impl Checker<'_> {
             for (i, first) in served.iter().enumerate().filter(|_| rate_limited) {
                 let within = served[i..]
                     .iter()
-                    .take_while(|r| r.at_ms < first.at_ms + limits.rate_window_ms)
+                    .take_while(|r| r.at_ms < first.at_ms.saturating_add(limits.rate_window_ms))
                     .count() as u32;
                 if within > limits.rate_limit {
                     self.fail(
@@ -478,15 +487,19 @@ impl Checker<'_> {
             let slack = 1_000;
             for r in &served {
                 if let Some(end) = r.ended_ms
-                    && end - r.at_ms
-                        > limits.max_stream_ms + slack + first_token_allowance(self.scenario)
+                    && end.saturating_sub(r.at_ms)
+                        > sum_ms([
+                            limits.max_stream_ms,
+                            slack,
+                            first_token_allowance(self.scenario),
+                        ])
                 {
                     self.fail(
                         Property::LimitsHold,
                         format!("{}/{}", r.session, r.message),
                         format!(
                             "stream open for {} ms, cap {} ms",
-                            end - r.at_ms,
+                            end.saturating_sub(r.at_ms),
                             limits.max_stream_ms
                         ),
                     );
@@ -503,7 +516,7 @@ fn first_token_allowance(scenario: &Scenario) -> u64 {
         .iter()
         .filter(|f| matches!(f.kind, picasso_core::scenario::FaultKind::Latency))
         .filter_map(|f| f.delay_ms)
-        .sum()
+        .fold(0, u64::saturating_add)
 }
 
 fn q(s: &str) -> String {

@@ -149,7 +149,10 @@ pub fn run_with(
         let end_ms = driver::now_ms(&log);
         // Let the servers finish what the clients left behind (a generation kept for
         // replay, a call cut short), so the journal's outcomes are settled.
-        tokio::time::sleep(Duration::from_millis(scenario.limits.max_stream_ms + 5_000)).await;
+        tokio::time::sleep(Duration::from_millis(
+            scenario.limits.max_stream_ms.saturating_add(5_000),
+        ))
+        .await;
         let bedrock = world.bedrock_state.journal();
         let gateway_errors = world.gateway_state.errors_by_code();
         Ok((sessions, log, bedrock, end_ms, gateway_errors))

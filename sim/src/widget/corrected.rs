@@ -189,7 +189,7 @@ impl Corrected {
                     id,
                     State::Connecting {
                         conn,
-                        deadline: now_ms + self.ctx.settings.connect_timeout_ms,
+                        deadline: now_ms.saturating_add(self.ctx.settings.connect_timeout_ms),
                     },
                 );
                 self.on_es_action(now_ms, conn, first, out);
@@ -243,13 +243,13 @@ impl Corrected {
             EsAction::Open => {
                 let total_at = match self.msgs[&id].state {
                     State::Resuming { total_at, .. } => total_at,
-                    _ => now_ms + s.total_timeout_ms,
+                    _ => now_ms.saturating_add(s.total_timeout_ms),
                 };
                 self.set(
                     &id,
                     State::Open {
                         conn,
-                        idle_at: now_ms + s.idle_timeout_ms,
+                        idle_at: now_ms.saturating_add(s.idle_timeout_ms),
                         total_at,
                     },
                 );
@@ -279,11 +279,11 @@ impl Corrected {
                 m.buffer.push_str(&t);
                 m.state = State::Open {
                     conn,
-                    idle_at: now_ms + idle,
+                    idle_at: now_ms.saturating_add(idle),
                     total_at,
                 };
                 if m.rec.ttft_ms.is_none() && !t.is_empty() {
-                    let ttft = now_ms - m.rec.sent_at;
+                    let ttft = now_ms.saturating_sub(m.rec.sent_at);
                     m.rec.ttft_ms = Some(ttft);
                     self.metrics.ttft_ms.push(ttft);
                 }
@@ -353,7 +353,9 @@ impl Corrected {
                 .map_or(s.reconnect_ms, |es| es.reconnection_ms());
             m.state = State::Resuming {
                 conn,
-                deadline: now_ms + wait + s.connect_timeout_ms,
+                deadline: now_ms
+                    .saturating_add(wait)
+                    .saturating_add(s.connect_timeout_ms),
                 total_at,
             };
             out.push(note(
@@ -407,7 +409,7 @@ impl Corrected {
             .as_ref()
             .map(ConfigState::chat_url_or_default)
             .unwrap_or_else(|| super::DEFAULT_CHAT_URL.to_owned());
-        let deadline = now_ms + self.ctx.settings.post_timeout_ms;
+        let deadline = now_ms.saturating_add(self.ctx.settings.post_timeout_ms);
         let m = self.msgs.get_mut(id).expect("message exists");
         m.attempts += 1;
         m.rec.posts += 1;
@@ -478,8 +480,10 @@ impl Corrected {
         let m = self.msgs.get_mut(id).expect("message exists");
         if retryable && m.attempts < 2 {
             let wait = retry_after.unwrap_or(DEFAULT_RETRY_MS).min(MAX_RETRY_MS);
-            m.rec.retry_wait_ms += wait;
-            m.state = State::Retrying { at: now_ms + wait };
+            m.rec.retry_wait_ms = m.rec.retry_wait_ms.saturating_add(wait);
+            m.state = State::Retrying {
+                at: now_ms.saturating_add(wait),
+            };
             out.push(note(
                 Some(id),
                 format!("chat POST failed ({why}): one retry in {wait} ms"),
