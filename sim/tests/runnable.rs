@@ -246,6 +246,7 @@ prop_compose! {
         s1 in proptest::option::of(session(1)),
         limits in limits(),
         widget in widget(),
+        as_written in any::<bool>(),
     ) -> Scenario {
         let mut sessions = vec![s0];
         sessions.extend(s1);
@@ -261,6 +262,11 @@ prop_compose! {
             limits,
             widget,
             rollout: None,
+            servers: if as_written {
+                picasso_core::scenario::Servers::AsWritten
+            } else {
+                picasso_core::scenario::Servers::Hardened
+            },
         }
     }
 }
