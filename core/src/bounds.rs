@@ -88,8 +88,14 @@ pub(crate) fn check(s: &Scenario) -> Vec<(String, String)> {
             ms(format!("faults[{i}].delay_ms"), d);
         }
     }
+    for (i, c) in s.config_changes.iter().enumerate() {
+        ms(format!("config_changes[{i}].at_ms"), c.at_ms);
+    }
     for (i, session) in s.sessions.iter().enumerate() {
         ms(format!("sessions[{i}].start_ms"), session.start_ms);
+        if let Some(close) = session.close_at_ms {
+            ms(format!("sessions[{i}].close_at_ms"), close);
+        }
         for (j, m) in session.messages.iter().enumerate() {
             ms(format!("sessions[{i}].messages[{j}].think_ms"), m.think_ms);
             if let Some(at) = m.at_ms {

@@ -391,6 +391,32 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
 
+    for (i, c) in s.config_changes.iter().enumerate() {
+        let p = format!("config_changes[{i}]");
+        if let Some(t) = &c.tenant
+            && s.tenant(t).is_none()
+        {
+            err(
+                format!("{p}.tenant"),
+                unknown("tenant", t, s.tenants.iter().map(|t| t.hash.as_str())),
+            );
+        }
+        if c.streaming_percentage.is_none() && c.streaming_enabled.is_none() {
+            err(
+                p.clone(),
+                "expected `streaming_percentage` or `streaming_enabled` (or both)".into(),
+            );
+        }
+        if let Some(pc) = c.streaming_percentage
+            && !(pc.is_finite() && (0.0..=100.0).contains(&pc))
+        {
+            err(
+                format!("{p}.streaming_percentage"),
+                format!("expected 0 to 100, got {pc}"),
+            );
+        }
+    }
+
     let all_messages: BTreeSet<&str> = s
         .sessions
         .iter()

@@ -58,6 +58,64 @@ pub struct Scenario {
     /// document's as its code and text specify (`as-written`).
     #[serde(default, skip_serializing_if = "Servers::is_hardened")]
     pub servers: Servers,
+    /// Changes to tenants' configs at a virtual time while sessions run (the rollback
+    /// plan: `streaming_percentage` to 0, streaming disabled). The Master serves the new
+    /// config from that instant; the gateway sees it when its cached config expires
+    /// (`limits.config_ttl_ms`); a widget reads it when its page loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_changes: Vec<ConfigChange>,
+}
+
+/// A change to one tenant's config (or every tenant's) at a virtual time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    /// Virtual milliseconds from the run's start.
+    pub at_ms: u64,
+    /// The tenant hash; every tenant when absent (the full rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The new `streaming_percentage` (0 is the instant rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_percentage: Option<f64>,
+    /// The new `streaming_enabled` (false is the full rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_enabled: Option<bool>,
+}
+
+impl ConfigChange {
+    /// Applies the change to the tenants it names.
+    pub fn apply(&self, tenants: &mut [Tenant]) {
+        for t in tenants
+            .iter_mut()
+            .filter(|t| self.tenant.as_ref().is_none_or(|h| *h == t.hash))
+        {
+            if let Some(p) = self.streaming_percentage {
+                t.streaming_percentage = p;
+            }
+            if let Some(e) = self.streaming_enabled {
+                t.streaming_enabled = e;
+            }
+        }
+    }
+
+    /// `tenant X: streaming_percentage 0, streaming_enabled false`, for transcripts.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = self.streaming_percentage {
+            parts.push(format!("streaming_percentage {p}"));
+        }
+        if let Some(e) = self.streaming_enabled {
+            parts.push(format!("streaming_enabled {e}"));
+        }
+        format!(
+            "{}: {}",
+            self.tenant
+                .as_ref()
+                .map_or_else(|| "every tenant".to_owned(), |t| format!("tenant {t}")),
+            parts.join(", ")
+        )
+    }
 }
 
 /// Which gateway and Master a world runs.
@@ -697,6 +755,11 @@ pub struct Session {
     /// The page's origin; the tenant's first allowed origin when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The user closes the page this many virtual ms after the session starts, whatever
+    /// is still pending: the widget's cancel and unmount paths run. Absent: the page
+    /// closes once every message has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_at_ms: Option<u64>,
     /// The messages the user sends, in order.
     #[serde(default)]
     pub messages: Vec<Message>,
@@ -875,6 +938,16 @@ fn default_messages_per_session() -> u32 {
 }
 
 impl Scenario {
+    /// The tenant's config in force at virtual time `at_ms`: as the file gives it, with
+    /// every config change at or before `at_ms` applied in order.
+    pub fn tenant_at(&self, hash: &str, at_ms: u64) -> Option<Tenant> {
+        let mut tenants = vec![self.tenant(hash)?.clone()];
+        for c in self.config_changes.iter().filter(|c| c.at_ms <= at_ms) {
+            c.apply(&mut tenants);
+        }
+        tenants.pop()
+    }
+
     /// The embedded default scenario, parsed (it is checked by a test).
     pub fn default_scenario() -> Scenario {
         crate::load::parse_scenario("<default>", DEFAULT_SCENARIO_TOML)

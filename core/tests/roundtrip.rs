@@ -158,6 +158,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         start_ms,
                         event_source,
                         origin: None,
+                        close_at_ms: None,
                         messages: msgs
                             .into_iter()
                             .enumerate()
@@ -223,6 +224,17 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         picasso_core::scenario::Servers::AsWritten
                     } else {
                         picasso_core::scenario::Servers::Hardened
+                    },
+                    // A full rollback at a time drawn from the seed.
+                    config_changes: if as_written {
+                        vec![picasso_core::scenario::ConfigChange {
+                            at_ms: seed % 100_000,
+                            tenant: None,
+                            streaming_percentage: Some(0.0),
+                            streaming_enabled: Some(false),
+                        }]
+                    } else {
+                        Vec::new()
                     },
                 }
             },

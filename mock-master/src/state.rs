@@ -5,7 +5,7 @@ use crate::metrics::Metrics;
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
 use picasso_core::fault::{FaultBook, RequestFacts};
-use picasso_core::scenario::Servers;
+use picasso_core::scenario::{ConfigChange, Servers};
 use picasso_core::scenario::{Fault, FaultTarget, Tenant};
 use picasso_core::wire::TenantConfig;
 use std::sync::{Arc, Mutex, RwLock};
@@ -72,6 +72,41 @@ impl MasterState {
             .scenario
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(scenario);
+    }
+
+    /// Applies a config change from now on (the rollback plan's "set
+    /// `streaming_percentage` to 0"): the tenants' configs change, nothing else does
+    /// (fault counts, the scenario's other parts).
+    pub fn change_config(&self, change: &ConfigChange) {
+        let mut slot = self
+            .inner
+            .scenario
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut scenario = Scenario::clone(&slot);
+        change.apply(&mut scenario.tenants);
+        *slot = Arc::new(scenario);
+    }
+
+    /// Applies each of `changes` at its `at_ms` after now (tokio's clock: virtual in
+    /// the simulator, real in `serve`), calling `applied` after each.
+    pub async fn run_config_changes(
+        &self,
+        changes: Vec<ConfigChange>,
+        mut applied: impl FnMut(&ConfigChange),
+    ) {
+        let start = tokio::time::Instant::now();
+        let mut changes = changes;
+        changes.sort_by_key(|c| c.at_ms);
+        for change in changes {
+            if let Some(at) = start.checked_add(std::time::Duration::from_millis(change.at_ms)) {
+                tokio::time::sleep_until(at).await;
+            } else {
+                return;
+            }
+            self.change_config(&change);
+            applied(&change);
+        }
     }
 
     /// The current scenario.

@@ -34,6 +34,7 @@ fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {
             start_ms: (i as u64 * 37) % 60_000,
             event_source: true,
             origin: None,
+            close_at_ms: None,
             messages: (0..messages)
                 .map(|j| Message {
                     id: format!("b{i}-m{j}"),

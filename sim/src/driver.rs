@@ -49,6 +49,7 @@ static WORLDS: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone)]
 pub(crate) struct World {
     pub(crate) bedrock_state: mock_bedrock::MockState,
+    pub(crate) master_state: mock_master::MasterState,
     pub(crate) gateway_state: gateway::GatewayState,
     pub(crate) master: Router,
     pub(crate) gateway: Router,
@@ -85,7 +86,7 @@ impl World {
                 bedrock: bedrock_client::build_client(&config, runtime()),
             },
         );
-        let master = mock_master::app(master_state);
+        let master = mock_master::app(master_state.clone());
         let gateway_state = gateway::GatewayState::new(
             scenario.clone(),
             gateway::GatewayOptions {
@@ -96,6 +97,7 @@ impl World {
         let gateway = gateway::app(gateway_state.clone());
         World {
             bedrock_state,
+            master_state,
             gateway_state,
             master,
             gateway,
@@ -182,6 +184,9 @@ pub struct SessionResult {
     pub leaks: Leaks,
     /// When the page closed.
     pub closed_at_ms: u64,
+    /// When its config loaded (virtual ms): the config it decided with is the one in
+    /// force then (see `Scenario::tenant_at`).
+    pub config_at_ms: Option<u64>,
 }
 
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
@@ -251,6 +256,9 @@ pub(crate) async fn run_session(
     let mut last_send: Option<u64> = None;
     let mut idle_since: Option<u64> = None;
     let mut config_at: Option<u64> = None;
+    let forced_close = session
+        .close_at_ms
+        .map(|c| session.start_ms.saturating_add(c));
     loop {
         let now = now_ms(&log);
         if config_at.is_none() && widget.config_loaded() {
@@ -277,7 +285,7 @@ pub(crate) async fn run_session(
         });
         // When the page closes: all sent and nothing pending, or the linger runs out.
         let all_sent = next_msg >= session.messages.len() && config_at.is_some();
-        let close_at = if all_sent {
+        let natural_close = if all_sent {
             if widget.quiescent() {
                 Some(now)
             } else {
@@ -285,6 +293,11 @@ pub(crate) async fn run_session(
             }
         } else {
             None
+        };
+        // Or when the user closes it (`close_at_ms`), whatever is pending.
+        let close_at = match (natural_close, forced_close) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         let wake = [
             widget.next_deadline(),
@@ -295,6 +308,9 @@ pub(crate) async fn run_session(
         .flatten()
         .min();
         if close_at.is_some_and(|c| c <= now) {
+            if forced_close.is_some_and(|f| f <= now) && natural_close.is_none_or(|n| n > now) {
+                line(&log, &sid, "user closes the page");
+            }
             break;
         }
         // A wake-up past what the clock can hold (only a scenario that skipped
@@ -346,6 +362,7 @@ pub(crate) async fn run_session(
         metrics: widget.metrics(),
         leaks,
         closed_at_ms: now,
+        config_at_ms: config_at,
     }
 }
 

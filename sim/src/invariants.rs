@@ -40,11 +40,15 @@ pub enum Property {
     NoLeaks,
     /// The gateway's limits: ≤ N streams per session per window, none longer than the cap.
     LimitsHold,
+    /// The rollback plan's promises under a config change: streams in flight at the
+    /// change finish naturally; once streaming is disabled, the gateway serves no new
+    /// stream for that tenant after its cached config expires (`config_ttl_ms`).
+    RollbackHolds,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 13] = [
+    pub const ALL: [Property; 14] = [
         Property::OneOutcome,
         Property::ExactText,
         Property::NoFallbackAfterEnd,
@@ -58,6 +62,7 @@ impl Property {
         Property::CleanPath,
         Property::NoLeaks,
         Property::LimitsHold,
+        Property::RollbackHolds,
     ];
 
     /// A kebab-case name.
@@ -76,6 +81,7 @@ impl Property {
             Property::CleanPath => "clean-path",
             Property::NoLeaks => "no-leaks",
             Property::LimitsHold => "limits-hold",
+            Property::RollbackHolds => "rollback-holds",
         }
     }
 }
@@ -132,6 +138,7 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
     v.per_message();
     v.per_session();
     v.network();
+    v.rollbacks();
     v.out
 }
 
@@ -194,14 +201,21 @@ impl Checker<'_> {
                     .min(w.post_timeout_ms)
                 && longest_gap < w.idle_timeout_ms.min(w.connect_timeout_ms)
         };
+        // A config change (a rollback) and a page on an origin the tenant does not
+        // allow are causes of a fallback as real as a fault.
         self.scenario.faults.is_empty()
+            && self.scenario.config_changes.is_empty()
             && self
                 .scenario
                 .sessions
                 .iter()
                 .all(|s| s.messages.iter().all(|m| fits(&s.tenant, &m.text)))
             && self.scenario.sessions.iter().all(|s| {
-                self.scenario.tenant(&s.tenant).is_some()
+                let tenant = self.scenario.tenant(&s.tenant);
+                tenant.is_some()
+                    && s.origin
+                        .as_ref()
+                        .is_none_or(|o| tenant.is_some_and(|t| t.allowed_origins.contains(o)))
                     && s.messages.len() as u32 <= limits.rate_limit
                     && s.messages.iter().all(|m| {
                         !m.text.trim().is_empty()
@@ -355,7 +369,10 @@ impl Checker<'_> {
     fn per_session(&mut self) {
         let outcome = self.outcome;
         for s in &outcome.sessions {
-            let tenant = self.scenario.tenant(&s.tenant);
+            // The config the widget decided with: the one in force when its page loaded.
+            let tenant = self
+                .scenario
+                .tenant_at(&s.tenant, s.config_at_ms.unwrap_or(0));
             let gets: u32 = s.messages.iter().map(|m| m.gets).sum();
             if let Some(t) = tenant {
                 let p = t.streaming_percentage;
@@ -440,13 +457,73 @@ impl Checker<'_> {
         }
     }
 
+    /// [`Property::RollbackHolds`].
+    fn rollbacks(&mut self) {
+        let outcome = self.outcome;
+        let scenario = self.scenario;
+        for change in &scenario.config_changes {
+            let t = change.at_ms;
+            let names = |tenant: &str| change.tenant.as_ref().is_none_or(|h| h == tenant);
+            // Streams in flight at the change finish naturally (only a fault may cut
+            // one, so this is checked where none is scripted).
+            if scenario.faults.is_empty() {
+                for r in outcome.streams.iter().filter(|r| names(&r.tenant)) {
+                    let in_flight =
+                        r.status == Some(200) && r.at_ms < t && r.ended_ms.is_none_or(|e| e > t);
+                    let Some(m) = outcome
+                        .messages()
+                        .find(|(s, m)| *s == r.session && m.id == r.message)
+                        .map(|(_, m)| m)
+                    else {
+                        continue;
+                    };
+                    let page_closed = matches!(m.terminal, Some(Terminal::Cancelled));
+                    if in_flight && !page_closed && !m.end_seen {
+                        self.fail(
+                            Property::RollbackHolds,
+                            format!("{}/{}", r.session, r.message),
+                            format!(
+                                "a stream in flight at the config change (t={t} ms) never delivered its `end` ({:?})",
+                                m.terminal
+                            ),
+                        );
+                    }
+                }
+            }
+            // Streaming disabled: no new stream served after the gateway's cache expires.
+            if change.streaming_enabled == Some(false) {
+                let after = t.saturating_add(scenario.limits.config_ttl_ms);
+                if let Some(r) = outcome
+                    .streams
+                    .iter()
+                    .find(|r| names(&r.tenant) && r.status == Some(200) && r.at_ms > after)
+                {
+                    self.fail(
+                        Property::RollbackHolds,
+                        format!("{}/{}", r.session, r.message),
+                        format!(
+                            "streaming disabled at t={t} ms, yet a stream was served at t={} ms (cache {} ms)",
+                            r.at_ms, scenario.limits.config_ttl_ms
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn network(&mut self) {
         let outcome = self.outcome;
         let limits = self.scenario.limits;
         for r in &outcome.streams {
+            let loaded_at = outcome
+                .sessions
+                .iter()
+                .find(|s| s.id == r.session)
+                .and_then(|s| s.config_at_ms)
+                .unwrap_or(0);
             if self
                 .scenario
-                .tenant(&r.tenant)
+                .tenant_at(&r.tenant, loaded_at)
                 .is_some_and(|t| !t.streaming_enabled)
             {
                 self.fail(

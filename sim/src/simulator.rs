@@ -121,6 +121,20 @@ pub fn run_with(
     let (sessions, log, bedrock, end_ms, gateway_errors) = runtime.block_on(async {
         let world = World::build(&scenario);
         let log = Log::new(options.transcript);
+        if !scenario.config_changes.is_empty() {
+            let (master, changes, log) = (
+                world.master_state.clone(),
+                scenario.config_changes.clone(),
+                log.clone(),
+            );
+            tokio::spawn(async move {
+                master
+                    .run_config_changes(changes, |c| {
+                        driver::line(&log, "master", &format!("config change: {}", c.describe()));
+                    })
+                    .await;
+            });
+        }
         let handles: Vec<_> = scenario
             .sessions
             .iter()

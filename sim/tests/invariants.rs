@@ -178,3 +178,43 @@ fn non_streaming_tenant_fires_when_its_get_reaches_the_gateway() {
         &format!("{session_id}/{message}"),
     );
 }
+
+/// `rollback-holds`, both promises: a stream in flight at the instant rollback that
+/// never delivers its `end` (a gateway that cut streams on a config change), and a
+/// stream served long after streaming was disabled (a gateway that never re-reads the
+/// config).
+#[test]
+fn rollback_holds_fires_on_a_cut_stream_and_on_a_late_stream() {
+    let scenario = shipped("rollback-instant");
+    let mut outcome = clean_run(&scenario);
+    assert!(
+        !verdict(&scenario, &outcome)
+            .iter()
+            .any(|l| l.contains("rollback-holds")),
+        "the clean run holds"
+    );
+    record(&mut outcome, "fv-1", "fv-1-m1").end_seen = false;
+    assert_fires(
+        &verdict(&scenario, &outcome),
+        Property::RollbackHolds,
+        "fv-1/fv-1-m1",
+    );
+
+    let scenario = shipped("rollback-full");
+    let mut outcome = clean_run(&scenario);
+    let late = StreamRequest {
+        session: "fv-1".into(),
+        tenant: "fo85e6a06dcdf4".into(),
+        message: "fv-1-m2".into(),
+        at_ms: 30_000,
+        status: Some(200),
+        last_event_id: None,
+        ended_ms: Some(31_000),
+    };
+    outcome.streams.push(late);
+    assert_fires(
+        &verdict(&scenario, &outcome),
+        Property::RollbackHolds,
+        "fv-1/fv-1-m2",
+    );
+}

@@ -154,6 +154,7 @@ fn session_strategy(index: usize) -> impl Strategy<Value = Session> {
             start_ms: start,
             event_source: es,
             origin: None,
+            close_at_ms: None,
             messages: msgs
                 .into_iter()
                 .enumerate()
@@ -193,6 +194,7 @@ prop_compose! {
             widget: WidgetSettings { resume, ..WidgetSettings::default() },
             rollout: None,
             servers: Default::default(),
+            config_changes: Vec::new(),
         }
     }
 }
@@ -459,6 +461,7 @@ fn base() -> Scenario {
             start_ms: 0,
             event_source: true,
             origin: None,
+            close_at_ms: None,
             messages: vec![Message {
                 id: "m0".into(),
                 text: "Hello".into(),
@@ -470,6 +473,7 @@ fn base() -> Scenario {
         widget: WidgetSettings::default(),
         rollout: None,
         servers: Default::default(),
+        config_changes: Vec::new(),
     };
     let mut a = Answer::unscripted();
     a.id = "answer".into();

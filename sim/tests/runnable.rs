@@ -167,6 +167,7 @@ fn session(index: usize) -> impl Strategy<Value = Session> {
             start_ms,
             event_source,
             origin: None,
+            close_at_ms: None,
             messages: messages
                 .into_iter()
                 .enumerate()
@@ -247,9 +248,21 @@ prop_compose! {
         limits in limits(),
         widget in widget(),
         as_written in any::<bool>(),
+        change in proptest::option::of((ms(5_000), any::<bool>(), prop_oneof![Just(0.0f64), Just(100.0)])),
+        close_at in proptest::option::of(ms(3_000)),
     ) -> Scenario {
         let mut sessions = vec![s0];
         sessions.extend(s1);
+        sessions[0].close_at_ms = close_at;
+        let config_changes = change
+            .map(|(at_ms, all, p)| picasso_core::scenario::ConfigChange {
+                at_ms,
+                tenant: (!all).then(|| TENANTS[0].to_owned()),
+                streaming_percentage: Some(p),
+                streaming_enabled: all.then_some(false),
+            })
+            .into_iter()
+            .collect();
         Scenario {
             name: "extreme".into(),
             description: String::new(),
@@ -267,6 +280,7 @@ prop_compose! {
             } else {
                 picasso_core::scenario::Servers::Hardened
             },
+            config_changes,
         }
     }
 }

@@ -413,6 +413,7 @@ fn population(
             start_ms: u64::from(i) * 60_000 / u64::from(total),
             event_source: true,
             origin: None,
+            close_at_ms: None,
             messages,
         });
     }
