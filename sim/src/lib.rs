@@ -16,6 +16,7 @@ pub mod invariants;
 pub mod simulator;
 pub mod sse_parser;
 pub mod story;
+pub mod swarm;
 pub mod widget;
 
 pub use invariants::{Property, Violation};

@@ -11,6 +11,7 @@ mod rollout;
 mod run;
 mod schema;
 mod serve;
+mod swarm;
 mod validate;
 mod world;
 
@@ -112,6 +113,28 @@ enum Command {
         /// Run the design document's gateway and Master as written, or ours (hardened).
         #[arg(long, value_name = "as-written|hardened")]
         servers: Option<Servers>,
+    },
+    /// Explore generated scenarios (random tenants, percentages, faults, sessions) under
+    /// a policy until an invariant breaks; shrink it and write a replayable file.
+    Swarm {
+        /// The campaign's seed: the same seed explores the same cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this much wall time (500ms, 60s, 10m, 1h).
+        #[arg(long, default_value = "60s", value_parser = swarm::parse_duration)]
+        time: std::time::Duration,
+        /// Stop after this many cases.
+        #[arg(long)]
+        cases: Option<u64>,
+        /// Widget policy under test (one).
+        #[arg(long, value_enum, default_value_t = PolicyArg::Corrected)]
+        policy: PolicyArg,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where to write the shrunk scenario (default target/swarm/<name>.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Rehearse the design document's rollout on a simulated population.
     Rollout {
@@ -258,6 +281,31 @@ pub(crate) fn main() -> ExitCode {
             json,
             seed,
         } => rollout::run(scenario.as_deref(), html.as_deref(), json.as_deref(), seed),
+        Command::Swarm {
+            seed,
+            time,
+            cases,
+            policy,
+            jobs,
+            out,
+        } => match swarm::policy(policy) {
+            Ok(policy) => swarm::run(
+                picasso_sim::swarm::SwarmConfig {
+                    seed,
+                    policy,
+                    time,
+                    max_cases: cases,
+                    jobs: jobs.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }),
+                },
+                out,
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Status::InputError
+            }
+        },
         Command::Validate { files } => validate::run(&files),
         Command::Schema => schema::run(),
     };
