@@ -2,8 +2,8 @@
 fn main() {
     let policy = std::env::args()
         .nth(1)
-        .and_then(|n| picasso_sim::Policy::from_name(&n))
-        .unwrap_or(picasso_sim::Policy::Corrected);
+        .and_then(|n| picasso_simulator::Policy::from_name(&n))
+        .unwrap_or(picasso_simulator::Policy::Corrected);
     let scenario = match std::env::args().nth(2) {
         Some(path) => match picasso_core::load_file(std::path::Path::new(&path)) {
             Ok(s) => s,
@@ -14,7 +14,7 @@ fn main() {
         },
         None => picasso_core::Scenario::default_scenario(),
     };
-    match picasso_sim::run_scenario(&scenario, policy) {
+    match picasso_simulator::run_scenario(&scenario, policy) {
         Ok(o) => print!("{}", o.transcript),
         Err(e) => {
             eprintln!("{e}");

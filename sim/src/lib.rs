@@ -7,15 +7,26 @@
 //! - [`inproc`]: the in-process wiring (SDK HTTP client, config source, virtual clock);
 //! - [`driver`]: one session's widget driven against the servers' routers;
 //! - [`simulator`]: a whole run, its transcript, the determinism check;
-//! - [`invariants`]: the §B.7 invariants as checks over a run.
+//! - [`invariants`]: the §B.7 invariants as checks over a run;
+//! - [`story`]: what a run showed, in sentences computed from it;
+//! - [`suite`]: the regression suite (jobs, golden transcripts) that `picasso-sim run` prints;
+//! - [`demo`]: the fault-injection demos that `picasso-sim demo` prints;
+//! - [`rollout`]: the rollout rehearsal (criteria, decision tree, dashboard, reports);
+//! - [`swarm`]: generated campaigns that search for a broken invariant and shrink it.
+//!
+//! The `picasso-sim` binary (the `cli/` crate) parses arguments and prints; everything
+//! it prints is computed here, so a team can drive the same from its own tests.
 
+pub mod demo;
 pub mod driver;
 pub mod eventsource;
 pub mod inproc;
 pub mod invariants;
+pub mod rollout;
 pub mod simulator;
 pub mod sse_parser;
 pub mod story;
+pub mod suite;
 pub mod swarm;
 pub mod widget;
 

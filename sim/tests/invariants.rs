@@ -7,10 +7,10 @@
 //! violation comes from the mutation and nothing else.
 
 use picasso_core::Scenario;
-use picasso_sim::driver::StreamRequest;
-use picasso_sim::invariants::check;
-use picasso_sim::widget::{Mode, Source, Terminal};
-use picasso_sim::{Outcome, Policy, Property, run_scenario};
+use picasso_simulator::driver::StreamRequest;
+use picasso_simulator::invariants::check;
+use picasso_simulator::widget::{Mode, Source, Terminal};
+use picasso_simulator::{Outcome, Policy, Property, run_scenario};
 use std::path::Path;
 
 /// A shipped scenario, by file stem.
@@ -55,7 +55,7 @@ fn record<'a>(
     outcome: &'a mut Outcome,
     session: &str,
     message: &str,
-) -> &'a mut picasso_sim::widget::MessageRecord {
+) -> &'a mut picasso_simulator::widget::MessageRecord {
     outcome
         .sessions
         .iter_mut()

@@ -18,7 +18,7 @@ use picasso_core::scenario::{
     Answer, Caller, Fault, FaultKind, FaultTarget, Limits, Message, Pacing, Session, StopReason,
     Tenant, WidgetSettings,
 };
-use picasso_sim::{Policy, Property, run_scenario};
+use picasso_simulator::{Policy, Property, run_scenario};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
@@ -371,7 +371,7 @@ fn as_written_and_naive_fix_fail_the_same_properties() {
 /// matter, so the invariants above are tested where they can break.
 #[test]
 fn generators_reach_interesting_paths() {
-    use picasso_sim::widget::{Source, Terminal};
+    use picasso_simulator::widget::{Source, Terminal};
     const GOALS: [&str; 6] = [
         "complete from the stream",
         "fell back after ≥1 token shown",

@@ -13,8 +13,6 @@
 //!
 //! Cases: `PICASSO_PROPTEST_CASES` (default 16).
 
-mod common;
-
 use picasso_core::bounds::{MAX_MS, MIN_HEARTBEAT_MS, MIN_RECONNECT_MS};
 use picasso_core::load::validate;
 use picasso_core::scenario::{
@@ -22,7 +20,7 @@ use picasso_core::scenario::{
     Tenant, Token, Usage, WidgetSettings,
 };
 use picasso_core::{Scenario, parse_scenario};
-use picasso_sim::{Policy, run_scenario};
+use picasso_simulator::{Policy, run_scenario};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -305,8 +303,15 @@ fn every_valid_scenario_runs_to_an_end() {
             // would be exit 2, neither pass nor fail.
             let outcome = run_scenario(&scenario, policy)
                 .map_err(|e| TestCaseError::fail(format!("{}: {e}", policy.name())))?;
-            let messages: usize = scenario.sessions.iter().map(|s| s.messages.len()).sum();
-            prop_assert_eq!(outcome.messages().count(), messages);
+            // Every message is sent, unless the user closed the page first.
+            for s in &scenario.sessions {
+                let recorded = outcome.messages().filter(|(id, _)| *id == s.id).count();
+                if s.close_at_ms.is_none() {
+                    prop_assert_eq!(recorded, s.messages.len(), "session {}", s.id);
+                } else {
+                    prop_assert!(recorded <= s.messages.len(), "session {}", s.id);
+                }
+            }
         }
         Ok(())
     });
@@ -346,63 +351,5 @@ fn unvalidated_extremes_are_refused_and_do_not_overflow() {
     for policy in [Policy::Corrected, Policy::AsWritten, Policy::NaiveFix] {
         let outcome = run_scenario(&s, policy).expect("runs");
         assert!(outcome.messages().count() > 0);
-    }
-}
-
-fn picasso_sim(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
-        .args(args)
-        .current_dir(common::repo_root())
-        .output()
-        .expect("the binary runs")
-}
-
-/// The two files, end to end: `validate` refuses them with file:line:column and
-/// field (exit 1), `run` refuses them the same way as an input error (exit 2) and
-/// returns, without a panic. The same files at the largest values `validate` accepts
-/// run to a verdict under every policy: exit 0 or 1, never a panic.
-#[test]
-fn the_cli_refuses_unbounded_times_and_runs_the_largest_accepted() {
-    let cases = [
-        (
-            "core/tests/broken/26-at-ms-beyond-a-day.toml",
-            ":16:11: sessions[0].messages[0].at_ms: expected at most 86400000 ms",
-        ),
-        (
-            "core/tests/broken/27-post-timeout-overflows.toml",
-            ":10:19: widget.post_timeout_ms: expected at most 86400000 ms",
-        ),
-    ];
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    for (file, located) in cases {
-        let out = picasso_sim(&["validate", file]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(&format!("{file}{located}")), "{stderr}");
-
-        let out = picasso_sim(&["run", file, "--policy", "all"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(located), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-
-        // The same file at the bound: accepted, and it runs to a verdict.
-        let text = std::fs::read_to_string(common::repo_root().join(file)).unwrap();
-        let at_bound = text.replace("9223372036854775807", &MAX_MS.to_string());
-        let name = std::path::Path::new(file).file_name().unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, at_bound).unwrap();
-        let path = path.to_str().unwrap();
-        let out = picasso_sim(&["validate", path]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = picasso_sim(&["run", path, "--policy", "all"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }

@@ -3,7 +3,7 @@
 //! and each transcript is pinned as an insta snapshot under `snapshots/`.
 
 use picasso_core::Scenario;
-use picasso_sim::{Policy, run_scenario};
+use picasso_simulator::{Policy, run_scenario};
 use std::path::{Path, PathBuf};
 
 fn scenarios() -> Vec<(String, Scenario)> {
@@ -31,7 +31,7 @@ fn every_scenario_is_deterministic_under_every_policy() {
     let mut failures = Vec::new();
     for (name, scenario) in scenarios() {
         for policy in Policy::ALL {
-            if let Err(e) = picasso_sim::check_determinism(&scenario, policy) {
+            if let Err(e) = picasso_simulator::check_determinism(&scenario, policy) {
                 failures.push(format!("{name}: {e}"));
             }
         }

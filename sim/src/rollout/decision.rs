@@ -15,7 +15,7 @@ use std::fmt;
 
 /// What the tree says about a step, the most severe branch winning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// No branch fired: go on to the next step.
     Proceed,
     /// Cost is over twice the projection.
@@ -39,7 +39,7 @@ impl fmt::Display for Verdict {
 
 /// The branches that fired, with the numbers that fired them, and the verdict.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Decision {
+pub struct Decision {
     /// The most severe branch.
     pub verdict: Verdict,
     /// One line per branch that fired.
@@ -47,7 +47,7 @@ pub(crate) struct Decision {
 }
 
 /// Walks the tree for one step.
-pub(crate) fn decide(m: &StepMetrics) -> Decision {
+pub fn decide(m: &StepMetrics) -> Decision {
     let mut fired: Vec<(Verdict, String)> = Vec::new();
     if m.error_rate() > 0.01 {
         fired.push((

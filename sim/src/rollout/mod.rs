@@ -17,135 +17,70 @@
 //! background fault rates). A 0 % monitoring step is the baseline; one is run first
 //! when the plan has none.
 
-mod criteria;
-mod decision;
-mod metrics;
-mod report;
+pub mod criteria;
+pub mod decision;
+pub mod metrics;
+pub mod report;
 
-use super::Status;
+use crate::Policy;
+use crate::widget::{Mode, Source, Terminal};
 use criteria::{Baseline, Criterion, all_pass, judge};
 use decision::{Decision, Verdict, decide};
 use fake::Fake;
 use fake::faker::lorem::en::Sentence;
 use metrics::{MessageRecord, SessionRecord, StepMetrics, quantile};
+use picasso_core::rng;
 use picasso_core::scenario::{Message, Rollout, Scenario, Session};
-use picasso_core::{load_file, parse_scenario, rng};
-use picasso_sim::Policy;
-use picasso_sim::widget::{Mode, Source, Terminal};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The rehearsal run when no file is given (`scenarios/rollout.toml`).
-const EMBEDDED: &str = include_str!("../../../../scenarios/rollout.toml");
+pub const EMBEDDED: &str = include_str!("../../../scenarios/rollout.toml");
 
 /// One step of the plan: which tenants stream, at what percentage.
 #[derive(Debug, Clone)]
-struct Step {
-    label: String,
-    percentage: f64,
-    tenants: Vec<String>,
+pub struct Step {
+    /// `Foster Village 50 %`, `other tenants 100 %`.
+    pub label: String,
+    /// The percentage its tenants stream at.
+    pub percentage: f64,
+    /// The tenants rolled out at this step.
+    pub tenants: Vec<String>,
 }
 
 /// One step as run: its numbers, the tree's decision, the criteria, what came next.
 #[derive(Debug, Clone)]
-struct StepRun {
-    step: Step,
-    metrics: StepMetrics,
-    decision: Decision,
-    criteria: Vec<Criterion>,
+pub struct StepRun {
+    /// The step.
+    pub step: Step,
+    /// Its dashboard numbers.
+    pub metrics: StepMetrics,
+    /// The decision tree's verdict.
+    pub decision: Decision,
+    /// The success criteria, judged.
+    pub criteria: Vec<Criterion>,
     /// What the decision did to the rollout.
-    action: String,
+    pub action: String,
 }
 
 /// The whole rehearsal.
 #[derive(Debug, Clone)]
-struct Rehearsal {
-    runs: Vec<StepRun>,
+pub struct Rehearsal {
+    /// Every step run, in order (holds and reductions included).
+    pub runs: Vec<StepRun>,
     /// The criteria on every step after the baseline, pooled.
-    overall: Vec<Criterion>,
+    pub overall: Vec<Criterion>,
     /// How it ended: `complete`, `rolled back`, `held for investigation`.
-    ending: String,
+    pub ending: String,
     /// Each rolled-out tenant's percentage when it ended.
-    final_percentages: BTreeMap<String, f64>,
+    pub final_percentages: BTreeMap<String, f64>,
 }
 
 impl Rehearsal {
     /// Complete, and every judged criterion held at every step and overall.
-    fn passed(&self) -> bool {
+    pub fn passed(&self) -> bool {
         self.ending == "complete"
             && all_pass(&self.overall)
             && self.runs.iter().all(|r| all_pass(&r.criteria))
-    }
-}
-
-/// Runs the rehearsal and prints the dashboard, criteria and verdicts; exit status 1
-/// when it does not pass (a rollback, a hold, or a success criterion missed).
-pub(crate) fn run(
-    path: Option<&Path>,
-    html: Option<&Path>,
-    json: Option<&Path>,
-    seed: Option<u64>,
-) -> Status {
-    let loaded = match path {
-        Some(p) => load_file(p),
-        None => parse_scenario("<embedded rollout>", EMBEDDED),
-    };
-    let mut scenario = match loaded {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return Status::InputError;
-        }
-    };
-    if let Some(seed) = seed {
-        scenario.seed = seed;
-    }
-    let Some(plan) = scenario.rollout.clone() else {
-        eprintln!(
-            "error: the scenario has no [rollout] section (tenant, steps, sessions_per_step, messages_per_session)"
-        );
-        return Status::InputError;
-    };
-    let rehearsal = match rehearse(&scenario, &plan) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Status::Failed;
-        }
-    };
-    print_rehearsal(&rehearsal);
-    if let Some(html_path) = html {
-        let title = format!(
-            "Rollout rehearsal: {}",
-            if scenario.name.is_empty() {
-                "scenario"
-            } else {
-                &scenario.name
-            }
-        );
-        let rows: Vec<(String, StepMetrics, Decision)> = rehearsal
-            .runs
-            .iter()
-            .map(|r| (r.step.label.clone(), r.metrics.clone(), r.decision.clone()))
-            .collect();
-        if let Err(e) = std::fs::write(html_path, report::html(&title, &rows)) {
-            eprintln!("error: cannot write {}: {e}", html_path.display());
-            return Status::InputError;
-        }
-        println!("report: {}", html_path.display());
-    }
-    if let Some(json_path) = json {
-        let text = to_json(&scenario, &rehearsal);
-        if let Err(e) = std::fs::write(json_path, text) {
-            eprintln!("error: cannot write {}: {e}", json_path.display());
-            return Status::InputError;
-        }
-        println!("json: {}", json_path.display());
-    }
-    if rehearsal.passed() {
-        Status::Ok
-    } else {
-        Status::Failed
     }
 }
 
@@ -187,7 +122,7 @@ fn plan_steps(scenario: &Scenario, plan: &Rollout) -> Vec<Step> {
 }
 
 /// The tenant's name, or its hash when it has none.
-fn tenant_name<'a>(scenario: &'a Scenario, hash: &'a str) -> &'a str {
+pub fn tenant_name<'a>(scenario: &'a Scenario, hash: &'a str) -> &'a str {
     scenario
         .tenant(hash)
         .map(|t| t.name.as_str())
@@ -196,7 +131,10 @@ fn tenant_name<'a>(scenario: &'a Scenario, hash: &'a str) -> &'a str {
 }
 
 /// Runs the steps in order; the decision tree's branches change what comes next.
-fn rehearse(scenario: &Scenario, plan: &Rollout) -> Result<Rehearsal, String> {
+///
+/// # Errors
+/// A description of the step whose simulation failed.
+pub fn rehearse(scenario: &Scenario, plan: &Rollout) -> Result<Rehearsal, String> {
     rehearse_with(scenario, plan, |step, reached, index| {
         run_step(scenario, plan, step, reached, index)
     })
@@ -314,10 +252,10 @@ fn run_step(
     index: usize,
 ) -> Result<StepMetrics, String> {
     let population = population(scenario, plan, step, reached, index);
-    let outcome = picasso_sim::run_with(
+    let outcome = crate::run_with(
         &population,
         Policy::Corrected,
-        picasso_sim::RunOptions {
+        crate::RunOptions {
             transcript: false,
             check: false,
         },
@@ -333,7 +271,7 @@ fn run_step(
             let eligible = tenant.is_some_and(|t| {
                 t.streaming_enabled
                     && s.event_source
-                    && picasso_sim::widget::decide::sticky(&t.hash, &s.id, t.streaming_percentage)
+                    && crate::widget::decide::sticky(&t.hash, &s.id, t.streaming_percentage)
             });
             SessionRecord {
                 eligible,
@@ -421,7 +359,7 @@ fn population(
 }
 
 /// What the rollout needs to know of one simulated message.
-fn record(m: &picasso_sim::widget::MessageRecord, bedrock_calls: u32) -> MessageRecord {
+fn record(m: &crate::widget::MessageRecord, bedrock_calls: u32) -> MessageRecord {
     let streamed = m.mode == Mode::Stream;
     let stream_ok = matches!(m.terminal, Some(Terminal::Complete(Source::Stream)));
     let answered_at = m.finished_at.map(|f| f.saturating_sub(m.sent_at));
@@ -441,119 +379,9 @@ fn record(m: &picasso_sim::widget::MessageRecord, bedrock_calls: u32) -> Message
     }
 }
 
-fn ms(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v}"))
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.2} %", v * 100.0)
-}
-
-fn print_rehearsal(r: &Rehearsal) {
-    println!(
-        "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
-        "step",
-        "sessions",
-        "requests",
-        "streams",
-        "error rate",
-        "fallback",
-        "errors",
-        "stream p50/p95/p99",
-        "regular p50/p95/p99"
-    );
-    let q3 = |v: &[u64]| {
-        format!(
-            "{}/{}/{}",
-            ms(quantile(v, 0.5)),
-            ms(quantile(v, 0.95)),
-            ms(quantile(v, 0.99))
-        )
-    };
-    for run in &r.runs {
-        let m = &run.metrics;
-        println!(
-            "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
-            run.step.label,
-            m.sessions,
-            m.stream_requests + m.regular_requests,
-            m.streaming_started,
-            pct(m.error_rate()),
-            pct(m.fallback_rate()),
-            m.visible_errors,
-            q3(&m.ttft_stream_ms),
-            q3(&m.ttft_regular_ms),
-        );
-        let by_type: Vec<String> = m
-            .gateway_errors
-            .iter()
-            .map(|(code, n)| {
-                format!(
-                    "{code} {n} ({})",
-                    pct(*n as f64 / (m.stream_requests.max(1)) as f64)
-                )
-            })
-            .collect();
-        println!(
-            "    gateway error codes (its /metrics): {}",
-            if by_type.is_empty() {
-                "none".to_owned()
-            } else {
-                by_type.join(", ")
-            }
-        );
-        for c in &run.criteria {
-            println!("    {}", c.line());
-        }
-        let reasons = if run.decision.reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", run.decision.reasons.join("; "))
-        };
-        println!(
-            "    decision tree: {}{reasons} -> {}",
-            run.decision.verdict, run.action
-        );
-    }
-    println!("\noverall, steps after the baseline pooled:");
-    for c in &r.overall {
-        println!("    {}", c.line());
-    }
-    let finals: Vec<String> = r
-        .final_percentages
-        .iter()
-        .map(|(t, p)| format!("{t} at {p} %"))
-        .collect();
-    let missed: Vec<&str> = r
-        .runs
-        .iter()
-        .flat_map(|run| &run.criteria)
-        .chain(&r.overall)
-        .filter(|c| c.pass == Some(false))
-        .map(|c| c.name)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let verdict = match (r.ending.as_str(), missed.is_empty()) {
-        ("complete", true) => {
-            "rollout complete: every step passed the decision tree and every success criterion"
-                .to_owned()
-        }
-        ("complete", false) => format!(
-            "rollout complete by the decision tree, but it does NOT meet the success criteria: {}",
-            missed.join(", ")
-        ),
-        ("rolled back", _) => {
-            "ROLL BACK: streaming_percentage set to 0 (the document's instant rollback)".to_owned()
-        }
-        (other, _) => format!("stopped: {other}"),
-    };
-    println!("verdict: {verdict}; final: {}", finals.join(", "));
-}
-
 /// The whole rehearsal as JSON, for CI: per step the dashboard, the criteria (value,
 /// threshold, pass), the decision and its action; overall criteria and the verdict.
-fn to_json(scenario: &Scenario, r: &Rehearsal) -> String {
+pub fn to_json(scenario: &Scenario, r: &Rehearsal) -> String {
     let q = |v: &[u64]| {
         serde_json::json!({
             "p50": quantile(v, 0.5),
@@ -618,6 +446,7 @@ fn to_json(scenario: &Scenario, r: &Rehearsal) -> String {
 mod tests {
     use super::metrics::MessageRecord;
     use super::*;
+    use picasso_core::parse_scenario;
 
     /// A step's numbers: `n` streamed messages, `failed` of them failed, each first
     /// text at `ttft` ms, `calls` Bedrock calls each; plus a regular baseline.

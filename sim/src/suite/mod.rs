@@ -1,12 +1,13 @@
-//! Jobs of the regression suite: loading them, running them on all cores, and what
-//! each one found. Shared by `run` and `demo`.
+//! The regression suite as library code: jobs (a scenario under a policy) loaded from
+//! files and directories, run on all cores in job order, each with what it found, and
+//! golden transcripts ([`golden`]) in insta's format. `picasso-sim run` prints these; a
+//! team can drive the same suite from its own Rust tests.
 
-use super::golden::SnapshotCheck;
-use super::in_order::InOrder;
-use indicatif::{ProgressBar, ProgressStyle};
+pub mod golden;
+
+use crate::Policy;
+use golden::SnapshotCheck;
 use picasso_core::{Scenario, load_file};
-use picasso_sim::Policy;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// One scenario under one policy.
 #[derive(Debug, Clone)]
-pub(crate) struct Job {
+pub struct Job {
     /// Short name: the file stem, or `default`.
     pub name: String,
     /// Where the scenario came from: a path, or `<default>`.
@@ -27,7 +28,7 @@ pub(crate) struct Job {
 
 /// Counts for the summary table.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Summary {
+pub struct Summary {
     /// Messages sent.
     pub messages: usize,
     /// Streams opened.
@@ -42,7 +43,7 @@ pub(crate) struct Summary {
 
 /// What one job found.
 #[derive(Debug, Clone)]
-pub(crate) struct JobResult {
+pub struct JobResult {
     /// The job.
     pub job: Job,
     /// The transcript.
@@ -64,14 +65,14 @@ pub(crate) struct JobResult {
 impl JobResult {
     /// A job passes when it ran, and, under the corrected policy, broke no invariant.
     /// The other two policies are expected to show their defects.
-    pub(crate) fn passed(&self) -> bool {
+    pub fn passed(&self) -> bool {
         self.error.is_none()
             && !self.snapshot.as_ref().is_some_and(|s| s.verdict.failed())
             && (self.job.policy != Policy::Corrected || self.violations.is_empty())
     }
 
     /// One word or phrase for the table.
-    pub(crate) fn verdict(&self) -> String {
+    pub fn verdict(&self) -> String {
         match (self.passed(), self.violations.len()) {
             (false, _) => "FAILED".into(),
             (true, 0) => "ok".into(),
@@ -82,7 +83,7 @@ impl JobResult {
 
 /// Expands files and directories (their `*.toml`, sorted) into jobs, one per policy.
 /// No paths: the embedded default scenario.
-pub(crate) fn load_jobs(
+pub fn load_jobs(
     paths: &[PathBuf],
     policies: &[Policy],
     seed: Option<u64>,
@@ -150,20 +151,17 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Runs the jobs on `threads` workers; results come back in job order.
 ///
-/// `after` runs on the worker right after each simulation, before its progress line, so
-/// the line's verdict includes it (`run` checks the snapshot there). Off a terminal the
-/// progress lines come out in job order too, each once every earlier job is done: a CI
-/// log is the same bytes whatever `threads` or the timing.
-pub(crate) fn run_jobs(
+/// `after` runs on the worker right after each simulation, with the job's index: a
+/// caller checks a snapshot there and reports progress (the CLI prints its lines in job
+/// order, so a CI log is the same bytes whatever `threads` or the timing).
+pub fn run_jobs(
     jobs: &[Job],
     threads: usize,
     check_determinism: bool,
-    after: &(dyn Fn(&mut JobResult) + Sync),
+    after: &(dyn Fn(usize, &mut JobResult) + Sync),
 ) -> Vec<JobResult> {
-    let progress = progress(jobs.len());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<JobResult>>> = Mutex::new(vec![None; jobs.len()]);
-    let lines: Mutex<InOrder<String>> = Mutex::new(InOrder::default());
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, jobs.len().max(1)) {
             scope.spawn(|| {
@@ -171,30 +169,12 @@ pub(crate) fn run_jobs(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
                     let mut result = simulate(job, check_determinism);
-                    after(&mut result);
-                    let line =
-                        format!("{} · {}: {}", job.name, job.policy.name(), result.verdict());
-                    match &progress {
-                        Some(bar) => {
-                            bar.set_message(line);
-                            bar.inc(1);
-                        }
-                        None => {
-                            // Printed under the lock: release order is print order.
-                            let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
-                            for (k, line) in lines.push(i, line) {
-                                eprintln!("[{}/{}] {line}", k + 1, jobs.len());
-                            }
-                        }
-                    }
+                    after(i, &mut result);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
                 }
             });
         }
     });
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
     results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -203,20 +183,8 @@ pub(crate) fn run_jobs(
         .collect()
 }
 
-/// A progress bar on a terminal; `None` (plain lines) otherwise, e.g. in CI logs.
-fn progress(len: usize) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}") {
-        bar.set_style(style);
-    }
-    Some(bar)
-}
-
 /// Runs one job in the simulator (the one place `run` touches the simulator's API).
-pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
+pub fn simulate(job: &Job, check_determinism: bool) -> JobResult {
     let start = Instant::now();
     let mut result = JobResult {
         job: job.clone(),
@@ -228,7 +196,7 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
         snapshot: None,
         wall: Duration::ZERO,
     };
-    match picasso_sim::run_scenario(&job.scenario, job.policy) {
+    match crate::run_scenario(&job.scenario, job.policy) {
         Ok(outcome) => {
             result.violations = outcome.violations.iter().map(ToString::to_string).collect();
             result.summary = summarize(&outcome);
@@ -237,7 +205,7 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
                 .map(|(session, m)| seen(session, m))
                 .collect();
             if check_determinism {
-                match picasso_sim::run_scenario(&job.scenario, job.policy) {
+                match crate::run_scenario(&job.scenario, job.policy) {
                     Ok(again) if again.transcript == outcome.transcript => {}
                     Ok(_) => {
                         result.error =
@@ -255,8 +223,8 @@ pub(crate) fn simulate(job: &Job, check_determinism: bool) -> JobResult {
 }
 
 /// What the user saw of one message, in words.
-fn seen(session: &str, m: &picasso_sim::widget::MessageRecord) -> String {
-    use picasso_sim::widget::{Mode, Source, Terminal};
+fn seen(session: &str, m: &crate::widget::MessageRecord) -> String {
+    use crate::widget::{Mode, Source, Terminal};
     let clip = |t: &str| {
         if t.chars().count() <= 60 {
             format!("{t:?}")
@@ -282,8 +250,8 @@ fn seen(session: &str, m: &picasso_sim::widget::MessageRecord) -> String {
     format!("{session}/{}: {how}: {shown}", m.id)
 }
 
-fn summarize(outcome: &picasso_sim::Outcome) -> Summary {
-    use picasso_sim::widget::Terminal;
+fn summarize(outcome: &crate::Outcome) -> Summary {
+    use crate::widget::Terminal;
     Summary {
         messages: outcome.messages().count(),
         streams: outcome.metrics.streaming_started,

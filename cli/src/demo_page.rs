@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
 use serde::Deserialize;
 
-const PAGE: &str = include_str!("../../assets/demo.html");
+const PAGE: &str = include_str!("../assets/demo.html");
 
 /// The page and its API.
 pub(crate) fn router(world: World) -> Router {

@@ -1,6 +1,6 @@
 //! The JUnit XML report of `run`, for CI systems to show per-job results.
 
-use super::jobs::JobResult;
+use picasso_simulator::suite::JobResult;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::path::Path;
 

@@ -1,11 +1,13 @@
-//! The command line: clap types here, one module per subcommand below. Code below
-//! this module never sees clap types.
+//! `picasso-sim`: the one binary users run. The command line's clap types live here,
+//! one module per subcommand beside this file, and those modules only print: what they
+//! print is computed by the `picasso-simulator` library (the suite, the demos, the
+//! rollout rehearsal, swarm), so a team can drive the same from its own Rust tests.
+//! Exit codes are 0 (all good), 1 (a check or scenario failed) and 2 (a usage or input
+//! error), so scripts and CI jobs can act on them.
 
 mod demo;
 mod demo_page;
-mod golden;
 mod in_order;
-mod jobs;
 mod junit;
 mod rollout;
 mod run;
@@ -17,7 +19,7 @@ mod world;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use picasso_core::scenario::Servers;
-use picasso_sim::Policy;
+use picasso_simulator::Policy;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -206,7 +208,7 @@ impl From<Status> for ExitCode {
     }
 }
 
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -264,7 +266,7 @@ pub(crate) fn main() -> ExitCode {
             check_determinism,
             threads: jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            snapshots: snapshots.map(|dir| golden::GoldenDir {
+            snapshots: snapshots.map(|dir| picasso_simulator::suite::golden::GoldenDir {
                 dir,
                 update: update_snapshots,
             }),
@@ -290,7 +292,7 @@ pub(crate) fn main() -> ExitCode {
             out,
         } => match swarm::policy(policy) {
             Ok(policy) => swarm::run(
-                picasso_sim::swarm::SwarmConfig {
+                picasso_simulator::swarm::SwarmConfig {
                     seed,
                     policy,
                     time,

@@ -1,10 +1,10 @@
 //! `picasso-sim swarm`: a campaign of generated scenarios under one policy until an
-//! invariant breaks or the time runs out (see [`picasso_sim::swarm`]); the breaking
+//! invariant breaks or the time runs out (see [`picasso_simulator::swarm`]); the breaking
 //! scenario, shrunk, is written as a file `run --replay` reproduces.
 
 use super::Status;
-use picasso_sim::Policy;
-use picasso_sim::swarm::{Progress, SwarmConfig, swarm};
+use picasso_simulator::Policy;
+use picasso_simulator::swarm::{Progress, SwarmConfig, swarm};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;

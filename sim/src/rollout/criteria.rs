@@ -22,7 +22,7 @@ use serde::Serialize;
 
 /// One criterion judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct Criterion {
+pub struct Criterion {
     /// Its name (stable: CI jobs key on it).
     pub name: &'static str,
     /// The measured value (`None`: nothing to measure).
@@ -58,7 +58,7 @@ impl Criterion {
     }
 
     /// `name value comparison threshold`, for the terminal.
-    pub(crate) fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let percent = !self.name.contains("requests");
         let show = |v: f64| {
             if percent {
@@ -85,7 +85,7 @@ impl Criterion {
 
 /// What the steps are compared with: the 0 % step (monitoring only).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Baseline {
+pub struct Baseline {
     /// p50 of the regular chat's time to answer.
     pub regular_p50: Option<u64>,
     /// p50 of the non-streaming tenants' time to answer.
@@ -98,7 +98,7 @@ pub(crate) struct Baseline {
 
 impl Baseline {
     /// The baseline from the 0 % step's numbers.
-    pub(crate) fn of(m: &StepMetrics) -> Baseline {
+    pub fn of(m: &StepMetrics) -> Baseline {
         Baseline {
             regular_p50: quantile(&m.ttft_regular_ms, 0.5),
             non_streaming_p50: quantile(&m.non_streaming_answer_ms, 0.5),
@@ -109,7 +109,7 @@ impl Baseline {
 }
 
 /// Every criterion on `m`, against `baseline`.
-pub(crate) fn judge(m: &StepMetrics, baseline: &Baseline) -> Vec<Criterion> {
+pub fn judge(m: &StepMetrics, baseline: &Baseline) -> Vec<Criterion> {
     let streamed = m.streaming_started > 0;
     let ttft_reduction = match (quantile(&m.ttft_stream_ms, 0.5), baseline.regular_p50) {
         (Some(s), Some(r)) if r > 0 => Some(1.0 - s as f64 / r as f64),
@@ -157,7 +157,7 @@ pub(crate) fn judge(m: &StepMetrics, baseline: &Baseline) -> Vec<Criterion> {
 }
 
 /// Whether no judged criterion failed.
-pub(crate) fn all_pass(criteria: &[Criterion]) -> bool {
+pub fn all_pass(criteria: &[Criterion]) -> bool {
     criteria.iter().all(|c| c.pass != Some(false))
 }
 

@@ -4,7 +4,7 @@
 
 use picasso_core::Scenario;
 use picasso_core::scenario::{Answer, Message, Pacing, Session};
-use picasso_sim::{Policy, RunOptions, run_with};
+use picasso_simulator::{Policy, RunOptions, run_with};
 use std::time::Instant;
 
 fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// What one simulated message did, as far as the rollout cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MessageRecord {
+pub struct MessageRecord {
     /// The widget opened a stream for it.
     pub streamed: bool,
     /// The stream failed (error frame, refusal, drop, timeout).
@@ -23,7 +23,7 @@ pub(crate) struct MessageRecord {
 
 /// What one simulated session was, as far as the rollout cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SessionRecord {
+pub struct SessionRecord {
     /// The config and the rollout admit it to streaming (`streaming_enabled`, the
     /// sticky bucket under the percentage, a browser with `EventSource`).
     pub eligible: bool,
@@ -39,7 +39,7 @@ pub(crate) struct SessionRecord {
 
 /// One rollout step's numbers.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StepMetrics {
+pub struct StepMetrics {
     /// The step's `streaming_percentage`.
     pub percentage: f64,
     /// Simulated sessions.
@@ -90,7 +90,7 @@ pub(crate) struct StepMetrics {
 
 impl StepMetrics {
     /// Aggregates a step from its sessions and the gateway's error counts.
-    pub(crate) fn from_records(
+    pub fn from_records(
         percentage: f64,
         records: &[SessionRecord],
         gateway_errors: BTreeMap<String, u64>,
@@ -123,7 +123,7 @@ impl StepMetrics {
     }
 
     /// Several steps' numbers as one population (the rollout's overall judgement).
-    pub(crate) fn pooled(steps: &[&StepMetrics]) -> StepMetrics {
+    pub fn pooled(steps: &[&StepMetrics]) -> StepMetrics {
         let mut out = StepMetrics::from_sessions(f64::NAN, &[]);
         let cat = |f: fn(&StepMetrics) -> &Vec<u64>| {
             let mut v: Vec<u64> = steps.iter().flat_map(|s| f(s).iter().copied()).collect();
@@ -160,7 +160,7 @@ impl StepMetrics {
     }
 
     /// Aggregates a step from its sessions' message records.
-    pub(crate) fn from_sessions(percentage: f64, sessions: &[Vec<MessageRecord>]) -> StepMetrics {
+    pub fn from_sessions(percentage: f64, sessions: &[Vec<MessageRecord>]) -> StepMetrics {
         let all = || sessions.iter().flatten();
         let count = |f: fn(&MessageRecord) -> bool| all().filter(|m| f(m)).count();
         let mut ttft_stream_ms: Vec<u64> = all()
@@ -207,34 +207,34 @@ impl StepMetrics {
     }
 
     /// Streaming failures per stream started (the document's "error rate": streaming failures).
-    pub(crate) fn error_rate(&self) -> f64 {
+    pub fn error_rate(&self) -> f64 {
         ratio(self.streaming_failed, self.streaming_started)
     }
 
     /// Fallbacks per stream started.
-    pub(crate) fn fallback_rate(&self) -> f64 {
+    pub fn fallback_rate(&self) -> f64 {
         ratio(self.fallback_triggered, self.streaming_started)
     }
 
     /// Share of sessions that streamed (all sessions of the step).
-    pub(crate) fn adoption(&self) -> f64 {
+    pub fn adoption(&self) -> f64 {
         ratio(self.streaming_sessions, self.sessions)
     }
 
     /// The document's adoption rate: eligible sessions that streamed, per eligible
     /// session (`None` when none was eligible).
-    pub(crate) fn eligible_adoption(&self) -> Option<f64> {
+    pub fn eligible_adoption(&self) -> Option<f64> {
         (self.eligible_sessions > 0)
             .then(|| ratio(self.eligible_streaming_sessions, self.eligible_sessions))
     }
 
     /// Messages that ended in a visible error, per message (the overall error rate).
-    pub(crate) fn visible_error_rate(&self) -> f64 {
+    pub fn visible_error_rate(&self) -> f64 {
         ratio(self.visible_errors, self.messages)
     }
 
     /// Bedrock calls per message against the projection of one.
-    pub(crate) fn cost_ratio(&self) -> f64 {
+    pub fn cost_ratio(&self) -> f64 {
         if self.messages == 0 {
             0.0
         } else {
@@ -248,7 +248,7 @@ fn ratio(n: usize, d: usize) -> f64 {
 }
 
 /// The `q`-quantile (0–1) of sorted values, nearest-rank; `None` when empty.
-pub(crate) fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }

@@ -5,17 +5,22 @@
 //! then what the user saw and which invariants each policy broke.
 //!
 //! A demo's own text says only what the scenario injects. Every sentence about what
-//! happened is computed from the runs by [`picasso_sim::story`].
+//! happened is computed from the runs by [`picasso_simulator::story`].
 
-use super::Status;
-use picasso_core::parse_scenario;
-use picasso_sim::{Outcome, Policy};
+use crate::story::{MessageStory, stories};
+use crate::{Outcome, Policy, SimError};
+use picasso_core::Scenario;
+use picasso_core::scenario::Servers;
 
 /// A named demo: a scenario and what it injects (what happens is computed).
-struct Demo {
-    name: &'static str,
-    setup: &'static str,
-    scenario: &'static str,
+#[derive(Debug, Clone, Copy)]
+pub struct Demo {
+    /// The name `picasso-sim demo NAME` takes.
+    pub name: &'static str,
+    /// What the scenario injects, in a sentence (input, not outcome).
+    pub setup: &'static str,
+    /// The scenario file's text.
+    pub scenario: &'static str,
 }
 
 macro_rules! demo {
@@ -23,12 +28,13 @@ macro_rules! demo {
         Demo {
             name: $name,
             setup: $setup,
-            scenario: include_str!(concat!("../../../scenarios/", $file)),
+            scenario: include_str!(concat!("../../scenarios/", $file)),
         }
     };
 }
 
-const DEMOS: &[Demo] = &[
+/// Every demo, in the order `picasso-sim demo` lists them.
+pub const DEMOS: &[Demo] = &[
     demo!("happy-path", "happy-path.toml", "No fault at all."),
     demo!(
         "mid-stream-drop",
@@ -82,80 +88,74 @@ const DEMOS: &[Demo] = &[
     ),
 ];
 
-/// Lists the demos, or runs one.
-pub(crate) fn run(
-    name: Option<&str>,
-    verbose: bool,
-    servers: Option<picasso_core::scenario::Servers>,
-) -> Status {
-    let Some(name) = name else {
-        println!("Fault-injection demos (picasso-sim demo NAME):\n");
-        for d in DEMOS {
-            println!("  {:<20} {}", d.name, d.setup);
-        }
-        return Status::Ok;
-    };
-    let Some(demo) = DEMOS.iter().find(|d| d.name == name) else {
-        eprintln!("error: no demo named {name:?}; `picasso-sim demo` lists them");
-        return Status::InputError;
-    };
-    let mut scenario = match parse_scenario(demo.name, demo.scenario) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return Status::InputError;
-        }
-    };
+/// A demo run: its scenario (servers applied), each policy's outcome and, per policy,
+/// every message's story.
+#[derive(Debug)]
+pub struct DemoRun {
+    /// The demo.
+    pub demo: Demo,
+    /// The scenario as run.
+    pub scenario: Scenario,
+    /// One outcome per policy, in [`Policy::ALL`] order.
+    pub outcomes: Vec<Outcome>,
+    /// Per outcome, what the run showed of each message.
+    pub stories: Vec<Vec<MessageStory>>,
+}
+
+/// Why a demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// No demo has that name.
+    #[error("no demo named {0:?}; `picasso-sim demo` lists them")]
+    Unknown(String),
+    /// The embedded scenario does not parse (a build of this crate checks it does).
+    #[error("{0}")]
+    Scenario(String),
+    /// The simulator failed.
+    #[error("{policy}: {source}")]
+    Sim {
+        /// The policy whose run failed.
+        policy: Policy,
+        /// Why.
+        #[source]
+        source: SimError,
+    },
+}
+
+/// The demo named `name`.
+pub fn find(name: &str) -> Option<Demo> {
+    DEMOS.iter().find(|d| d.name == name).copied()
+}
+
+/// Runs demo `name` under every policy, against `servers` (the scenario's own when
+/// `None`).
+///
+/// # Errors
+/// [`DemoError`] when there is no such demo or a run fails.
+pub fn run(name: &str, servers: Option<Servers>) -> Result<DemoRun, DemoError> {
+    let demo = find(name).ok_or_else(|| DemoError::Unknown(name.to_owned()))?;
+    let mut scenario = picasso_core::parse_scenario(demo.name, demo.scenario)
+        .map_err(|e| DemoError::Scenario(e.to_string()))?;
     if let Some(servers) = servers {
         scenario.servers = servers;
     }
     let mut outcomes = Vec::new();
     for policy in Policy::ALL {
-        match picasso_sim::run_scenario(&scenario, policy) {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                eprintln!("error: {policy}: {e}");
-                return Status::Failed;
-            }
-        }
+        let o = crate::run_scenario(&scenario, policy)
+            .map_err(|source| DemoError::Sim { policy, source })?;
+        outcomes.push(o);
     }
-    println!("demo {}: {}", demo.name, demo.setup);
-    println!(
-        "servers: {} (--servers as-written|hardened)",
-        scenario.servers.name()
-    );
-    for fault in &scenario.faults {
-        println!("injected: {}", describe_fault(fault));
-    }
-    println!();
-    print!("{}", side_by_side(&outcomes, terminal_width()));
-    for o in &outcomes {
-        println!("\n── {} ──", o.policy);
-        for story in picasso_sim::story::stories(&scenario, o) {
-            let claims: Vec<String> = story.claims.iter().map(ToString::to_string).collect();
-            println!(
-                "  {}/{}: {}",
-                story.session,
-                story.message,
-                claims.join("; ")
-            );
-        }
-        if o.violations.is_empty() {
-            println!("  invariants: all hold");
-        } else {
-            for v in &o.violations {
-                println!("  broken: {v}");
-            }
-        }
-        if verbose {
-            println!("\n{}", o.transcript);
-        }
-    }
-    Status::Ok
+    let stories = outcomes.iter().map(|o| stories(&scenario, o)).collect();
+    Ok(DemoRun {
+        demo,
+        scenario,
+        outcomes,
+        stories,
+    })
 }
 
 /// A scripted fault in one line: where, what, when and on what (from the scenario).
-fn describe_fault(f: &picasso_core::scenario::Fault) -> String {
+pub fn describe_fault(f: &picasso_core::scenario::Fault) -> String {
     let mut out = f.label();
     if let Some(n) = f.after_tokens {
         out.push_str(&format!(" after {n} tokens"));
@@ -178,112 +178,14 @@ fn describe_fault(f: &picasso_core::scenario::Fault) -> String {
     out
 }
 
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(180)
-        .max(90)
-}
-
-/// One timeline event: virtual time and a short text.
-fn events(outcome: &Outcome) -> Vec<(u64, String)> {
-    outcome
-        .transcript
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("[t=")?;
-            let (t, rest) = rest.split_once("ms] ")?;
-            let (who, what) = rest.split_once(char::is_whitespace)?;
-            let who = who.rsplit('/').next().unwrap_or(who);
-            Some((
-                t.parse().ok()?,
-                format!("{who} {}", shorten(what.trim_start())),
-            ))
-        })
-        .collect()
-}
-
-/// Frames are long on the wire; in a column only the token matters.
-fn shorten(what: &str) -> String {
-    if let Some(data) = what.split_once("| data: ").map(|(_, d)| d) {
-        return match picasso_core::wire::StreamFrame::parse(data) {
-            Some(picasso_core::wire::StreamFrame::Text(t)) => format!("«{t}»"),
-            Some(picasso_core::wire::StreamFrame::End) => "end frame".into(),
-            Some(picasso_core::wire::StreamFrame::Error { code, .. }) => {
-                format!("error frame {code}")
-            }
-            None => format!("bad frame {}", clip(data, 20)),
-        };
-    }
-    what.to_owned()
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        format!(
-            "{}…",
-            s.chars().take(n.saturating_sub(1)).collect::<String>()
-        )
-    }
-}
-
-/// Three columns on one time axis: each row is one instant, each cell what that policy did then.
-fn side_by_side(outcomes: &[Outcome], width: usize) -> String {
-    let time_col = 9;
-    let col = (width - time_col) / outcomes.len().max(1) - 2;
-    let columns: Vec<Vec<(u64, String)>> = outcomes.iter().map(events).collect();
-    let mut times: Vec<u64> = columns.iter().flatten().map(|(t, _)| *t).collect();
-    times.sort_unstable();
-    times.dedup();
-    let mut out = format!("{:>time_col$}", "time");
-    for o in outcomes {
-        out.push_str(&format!("  {:<col$}", o.policy.name()));
-    }
-    out.push('\n');
-    out.push_str(&format!(
-        "{}\n",
-        "─".repeat(width.min(time_col + (col + 2) * outcomes.len()))
-    ));
-    for t in times {
-        let cells: Vec<Vec<&String>> = columns
-            .iter()
-            .map(|c| {
-                c.iter()
-                    .filter(|(at, _)| *at == t)
-                    .map(|(_, e)| e)
-                    .collect()
-            })
-            .collect();
-        let rows = cells.iter().map(Vec::len).max().unwrap_or(0);
-        for r in 0..rows {
-            let stamp = if r == 0 {
-                format!("{:.3}s", t as f64 / 1000.0)
-            } else {
-                String::new()
-            };
-            out.push_str(&format!("{stamp:>time_col$}"));
-            for c in &cells {
-                out.push_str(&format!(
-                    "  {:<col$}",
-                    clip(c.get(r).map_or("", |s| s.as_str()), col)
-                ));
-            }
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use picasso_core::parse_scenario;
 
-    use picasso_sim::Property;
-    use picasso_sim::story::{Claim, stories};
-    use picasso_sim::widget::Terminal;
+    use crate::Property;
+    use crate::story::Claim;
+    use crate::widget::Terminal;
 
     /// Every claim every demo prints, checked against its run by a second route: the
     /// invariant results, the widget's terminal state, the transcript's lines.
@@ -296,7 +198,7 @@ mod tests {
             let mut scenario = parse_scenario(d.name, d.scenario).unwrap();
             scenario.servers = servers;
             for policy in Policy::ALL {
-                let o = picasso_sim::run_scenario(&scenario, policy).unwrap();
+                let o = crate::run_scenario(&scenario, policy).unwrap();
                 let broken = |p: Property, place: &str| {
                     o.violations
                         .iter()
@@ -339,7 +241,7 @@ mod tests {
                                 assert!(
                                     m.final_text
                                         .matches(
-                                            picasso_sim::invariants::expected_answer(
+                                            crate::invariants::expected_answer(
                                                 &scenario,
                                                 &picasso_core::scenario::AnswerBook::new(
                                                     &scenario.answers
@@ -403,18 +305,5 @@ mod tests {
         for d in DEMOS {
             parse_scenario(d.name, d.scenario).unwrap_or_else(|e| panic!("{e}"));
         }
-    }
-
-    #[test]
-    fn frames_are_shortened_to_their_token() {
-        assert_eq!(
-            shorten(r#"frame id: m:0 | data: {"content": "Hello", "type": "text"}"#),
-            "«Hello»"
-        );
-        assert_eq!(
-            shorten(r#"frame id: m:4 | data: {"type": "end"}"#),
-            "end frame"
-        );
-        assert_eq!(shorten("user sends \"Hello\""), "user sends \"Hello\"");
     }
 }

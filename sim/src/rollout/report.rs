@@ -11,7 +11,7 @@ const ERROR: &str = "#dc2626";
 const FALLBACK: &str = "#7c3aed";
 
 /// Renders the whole report.
-pub(crate) fn html(title: &str, steps: &[(String, StepMetrics, Decision)]) -> String {
+pub fn html(title: &str, steps: &[(String, StepMetrics, Decision)]) -> String {
     let mut page = String::new();
     let _ = write!(
         page,

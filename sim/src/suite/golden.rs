@@ -18,13 +18,13 @@ use thiserror::Error;
 const SOURCE: &str = "picasso-sim run";
 
 /// The snapshot file of one job: insta's name for `assert_snapshot!("transcript__…")`.
-pub(crate) fn file_name(scenario: &str, policy: &str) -> String {
+pub fn file_name(scenario: &str, policy: &str) -> String {
     format!("transcript__{scenario}__{policy}.snap")
 }
 
 /// Why a file is not an insta snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub(crate) enum FormatError {
+pub enum FormatError {
     /// Insta's files start with a `---` line.
     #[error("not an insta snapshot: the first line is not `---`")]
     NoHeader,
@@ -35,7 +35,7 @@ pub(crate) enum FormatError {
 
 /// A snapshot file: insta's YAML header and the text it pins.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapFile {
+pub struct SnapFile {
     /// The header's lines between the two `---` lines, each with its line end, kept
     /// verbatim so rewriting a changed snapshot changes only its text.
     pub header: String,
@@ -45,7 +45,7 @@ pub(crate) struct SnapFile {
 
 impl SnapFile {
     /// Splits a file as insta's `Snapshot::from_file` does.
-    pub(crate) fn parse(text: &str) -> Result<SnapFile, FormatError> {
+    pub fn parse(text: &str) -> Result<SnapFile, FormatError> {
         let mut lines = text.split_inclusive('\n');
         if lines.next().map(str::trim_end) != Some("---") {
             return Err(FormatError::NoHeader);
@@ -68,7 +68,7 @@ impl SnapFile {
 
     /// A new snapshot of `content`, with the header `run` writes: the command as the
     /// source, and the scenario file as insta's `input_file`.
-    pub(crate) fn fresh(input_file: &str, content: &str) -> SnapFile {
+    pub fn fresh(input_file: &str, content: &str) -> SnapFile {
         SnapFile {
             header: format!(
                 "source: {}\nexpression: transcript\ninput_file: {}\n",
@@ -80,18 +80,18 @@ impl SnapFile {
     }
 
     /// The file's bytes, laid out as insta's `Snapshot::save` lays them out.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         format!("---\n{}---\n{}\n", self.header, self.content)
     }
 }
 
 /// Insta's normal form of a text snapshot: no trailing whitespace, LF line ends.
-pub(crate) fn normalize(text: &str) -> String {
+pub fn normalize(text: &str) -> String {
     text.trim_end().replace("\r\n", "\n")
 }
 
 /// A unified diff from the snapshot to this run, 3 lines of context.
-pub(crate) fn unified_diff(snapshot_label: &str, expected: &str, actual: &str) -> String {
+pub fn unified_diff(snapshot_label: &str, expected: &str, actual: &str) -> String {
     let (expected, actual) = (format!("{expected}\n"), format!("{actual}\n"));
     similar::TextDiff::from_lines(&expected, &actual)
         .unified_diff()
@@ -102,7 +102,7 @@ pub(crate) fn unified_diff(snapshot_label: &str, expected: &str, actual: &str) -
 
 /// What checking one transcript against its snapshot found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// The snapshot holds this transcript.
     Matches,
     /// `--update-snapshots` wrote the file: `new` when there was none.
@@ -117,7 +117,7 @@ pub(crate) enum Verdict {
 
 impl Verdict {
     /// Whether the job fails for it.
-    pub(crate) fn failed(&self) -> bool {
+    pub fn failed(&self) -> bool {
         matches!(
             self,
             Verdict::Missing | Verdict::Differs { .. } | Verdict::Unusable { .. }
@@ -125,7 +125,7 @@ impl Verdict {
     }
 
     /// The failure, in words, naming the file; `None` when the job passes.
-    pub(crate) fn failure(&self, path: &Path) -> Option<String> {
+    pub fn failure(&self, path: &Path) -> Option<String> {
         let path = path.display();
         match self {
             Verdict::Matches | Verdict::Written { .. } => None,
@@ -143,7 +143,7 @@ impl Verdict {
 
 /// One job's snapshot file and what checking it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapshotCheck {
+pub struct SnapshotCheck {
     /// The file.
     pub path: PathBuf,
     /// What was found.
@@ -152,7 +152,7 @@ pub(crate) struct SnapshotCheck {
 
 impl SnapshotCheck {
     /// The failure, in words, naming the file; `None` when the job passes.
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<String> {
         self.verdict.failure(&self.path)
     }
 }
@@ -160,7 +160,7 @@ impl SnapshotCheck {
 /// Decides, without touching the disk, what one transcript makes of its snapshot file
 /// (`existing`, its text if there is one): the verdict and, when updating, the bytes to
 /// write.
-pub(crate) fn decide(
+pub fn decide(
     label: &str,
     existing: Option<&str>,
     transcript: &str,
@@ -203,7 +203,7 @@ pub(crate) fn decide(
 
 /// A directory of golden transcripts, checked or updated.
 #[derive(Debug, Clone)]
-pub(crate) struct GoldenDir {
+pub struct GoldenDir {
     /// The directory.
     pub dir: PathBuf,
     /// Write new and changed snapshots instead of failing on them.
@@ -212,12 +212,12 @@ pub(crate) struct GoldenDir {
 
 impl GoldenDir {
     /// The snapshot file of one job.
-    pub(crate) fn path_for(&self, scenario: &str, policy: &str) -> PathBuf {
+    pub fn path_for(&self, scenario: &str, policy: &str) -> PathBuf {
         self.dir.join(file_name(scenario, policy))
     }
 
     /// Checks (or updates) the snapshot of one job's transcript.
-    pub(crate) fn check(
+    pub fn check(
         &self,
         scenario: &str,
         policy: &str,

@@ -7,12 +7,16 @@
 //! every transcript against a golden file (see [`super::golden`]).
 
 use super::Status;
-use super::golden::{GoldenDir, Verdict};
-use super::jobs::{Job, JobResult, load_jobs, run_jobs};
+use super::in_order::InOrder;
 use super::junit;
-use picasso_sim::Policy;
+use indicatif::{ProgressBar, ProgressStyle};
+use picasso_simulator::Policy;
+use picasso_simulator::suite::golden::{GoldenDir, Verdict};
+use picasso_simulator::suite::{Job, JobResult, load_jobs, run_jobs};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 /// What `run` was asked for, free of clap types.
 #[derive(Debug, Clone)]
@@ -37,6 +41,19 @@ pub(crate) struct RunConfig {
     pub snapshots: Option<GoldenDir>,
     /// Replaces every scenario's `servers`.
     pub servers: Option<picasso_core::scenario::Servers>,
+}
+
+/// A progress bar on a terminal; `None` (plain lines in job order) otherwise, e.g. in
+/// CI logs.
+fn progress_bar(len: usize) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// Parses `K/N` with 1 ≤ K ≤ N.
@@ -103,7 +120,9 @@ pub(crate) fn run(config: RunConfig) -> Status {
         eprintln!("{e}");
         return Status::InputError;
     }
-    let check_snapshot = |r: &mut JobResult| {
+    let bar = progress_bar(jobs.len());
+    let lines: Mutex<InOrder<String>> = Mutex::new(InOrder::default());
+    let after_each = |i: usize, r: &mut JobResult| {
         // A job that did not run (or not deterministically) has no transcript to pin.
         if let (Some(golden), None) = (&config.snapshots, &r.error) {
             r.snapshot = Some(golden.check(
@@ -113,13 +132,26 @@ pub(crate) fn run(config: RunConfig) -> Status {
                 &r.transcript,
             ));
         }
+        let line = format!("{} · {}: {}", r.job.name, r.job.policy.name(), r.verdict());
+        match &bar {
+            Some(bar) => {
+                bar.set_message(line);
+                bar.inc(1);
+            }
+            None => {
+                // Off a terminal, in job order: each line once every earlier job is
+                // done, printed under the lock, so release order is print order.
+                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, line) in lines.push(i, line) {
+                    eprintln!("[{}/{}] {line}", k + 1, jobs.len());
+                }
+            }
+        }
     };
-    let results = run_jobs(
-        &jobs,
-        config.threads,
-        config.check_determinism,
-        &check_snapshot,
-    );
+    let results = run_jobs(&jobs, config.threads, config.check_determinism, &after_each);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     if config.transcripts {
         for r in &results {
             println!(
