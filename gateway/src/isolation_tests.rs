@@ -10,14 +10,6 @@ use picasso_core::Scenario;
 use proptest::prelude::*;
 use std::time::Duration;
 
-const HELLO: [&str; 5] = [
-    r#"{"content": "Hello", "type": "text"}"#,
-    r#"{"content": ", how", "type": "text"}"#,
-    r#"{"content": " can I", "type": "text"}"#,
-    r#"{"content": " help?", "type": "text"}"#,
-    r#"{"type": "end"}"#,
-];
-
 /// A second streaming tenant for the isolation tests: the default scenario's Foster
 /// Village, copied under another hash with its own origin and its own answer.
 fn two_tenants() -> Scenario {

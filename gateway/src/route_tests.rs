@@ -19,14 +19,6 @@ fn fault(target: FaultTarget, kind: FaultKind) -> Fault {
     Fault::new(target, kind)
 }
 
-const HELLO: [&str; 5] = [
-    r#"{"content": "Hello", "type": "text"}"#,
-    r#"{"content": ", how", "type": "text"}"#,
-    r#"{"content": " can I", "type": "text"}"#,
-    r#"{"content": " help?", "type": "text"}"#,
-    r#"{"type": "end"}"#,
-];
-
 /// Foster Village streams token by token, each frame with `id: m:seq`, and ends.
 #[tokio::test(start_paused = true)]
 async fn foster_village_streams_token_by_token_and_ends() {

@@ -71,6 +71,16 @@ pub fn world(scenario: Scenario) -> World {
 }
 
 pub const FOSTER: &str = "fo85e6a06dcdf4";
+
+/// The `data:` payloads of the default scenario's answer to "Hello", as the contract
+/// spells them.
+pub const HELLO: [&str; 5] = [
+    r#"{"content": "Hello", "type": "text"}"#,
+    r#"{"content": ", how", "type": "text"}"#,
+    r#"{"content": " can I", "type": "text"}"#,
+    r#"{"content": " help?", "type": "text"}"#,
+    r#"{"type": "end"}"#,
+];
 pub const AUSTIN: &str = "au47d9f8e2c31b";
 
 /// `GET /?…` for a tenant, session, message and input (percent-encoding spaces only).

@@ -87,24 +87,10 @@ pub fn decide(m: &StepMetrics) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use super::super::metrics::MessageRecord;
     use super::*;
 
     fn step(failed_every: usize, n: usize) -> StepMetrics {
-        let sessions: Vec<Vec<MessageRecord>> = (0..n)
-            .map(|i| {
-                let failed = failed_every > 0 && i % failed_every == 0;
-                vec![MessageRecord {
-                    streamed: true,
-                    stream_failed: failed,
-                    fell_back: failed,
-                    visible_error: false,
-                    first_text_ms: Some(700),
-                    bedrock_calls: 1 + u32::from(failed),
-                }]
-            })
-            .collect();
-        StepMetrics::from_sessions(100.0, &sessions)
+        super::super::metrics::synthetic_step(100.0, n, failed_every, 700, 1, 1)
     }
 
     #[test]

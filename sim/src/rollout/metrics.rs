@@ -256,6 +256,36 @@ pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// Synthetic steps for the rollout's tests: `n` one-message sessions at `percentage`,
+/// streamed when it is above 0; every `failed_every`-th stream fails (and falls back,
+/// with `extra_call` more Bedrock calls); first text at `ttft_ms` streamed, 2,600 ms
+/// regular.
+#[cfg(test)]
+pub(crate) fn synthetic_step(
+    percentage: f64,
+    n: usize,
+    failed_every: usize,
+    ttft_ms: u64,
+    calls: u32,
+    extra_call: u32,
+) -> StepMetrics {
+    let streamed = percentage > 0.0;
+    let sessions: Vec<Vec<MessageRecord>> = (0..n)
+        .map(|i| {
+            let failed = streamed && failed_every > 0 && i % failed_every == 0;
+            vec![MessageRecord {
+                streamed,
+                stream_failed: failed,
+                fell_back: failed,
+                visible_error: false,
+                first_text_ms: Some(if streamed { ttft_ms } else { 2_600 }),
+                bedrock_calls: calls + if failed { extra_call } else { 0 },
+            }]
+        })
+        .collect();
+    StepMetrics::from_sessions(percentage, &sessions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -444,27 +444,15 @@ pub fn to_json(scenario: &Scenario, r: &Rehearsal) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::metrics::MessageRecord;
     use super::*;
     use picasso_core::parse_scenario;
 
     /// A step's numbers: `n` streamed messages, `failed` of them failed, each first
     /// text at `ttft` ms, `calls` Bedrock calls each; plus a regular baseline.
     fn numbers(percentage: f64, failed: usize, ttft: u64, calls: u32) -> StepMetrics {
-        let streamed = percentage > 0.0;
-        let sessions: Vec<Vec<MessageRecord>> = (0..200)
-            .map(|i| {
-                vec![MessageRecord {
-                    streamed,
-                    stream_failed: streamed && i < failed,
-                    fell_back: streamed && i < failed,
-                    visible_error: false,
-                    first_text_ms: Some(if streamed { ttft } else { 2_600 }),
-                    bedrock_calls: calls,
-                }]
-            })
-            .collect();
-        StepMetrics::from_sessions(percentage, &sessions)
+        // `failed` of 200 streams fail, spread evenly.
+        let every = if failed > 0 { 200 / failed } else { 0 };
+        super::metrics::synthetic_step(percentage, 200, every, ttft, calls, 0)
     }
 
     fn plan() -> (Scenario, Rollout) {
