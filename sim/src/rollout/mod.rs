@@ -451,7 +451,7 @@ mod tests {
     /// text at `ttft` ms, `calls` Bedrock calls each; plus a regular baseline.
     fn numbers(percentage: f64, failed: usize, ttft: u64, calls: u32) -> StepMetrics {
         // `failed` of 200 streams fail, spread evenly.
-        let every = if failed > 0 { 200 / failed } else { 0 };
+        let every = 200usize.checked_div(failed).unwrap_or(0);
         super::metrics::synthetic_step(percentage, 200, every, ttft, calls, 0)
     }
 
