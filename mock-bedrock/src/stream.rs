@@ -1,7 +1,8 @@
 //! A paced answer: the event-stream body of the two streaming operations.
 //!
 //! Each token goes out at its scripted time, measured from the request's arrival
-//! (`sleep_until` a running deadline, so scheduling delays do not add up), with
+//! (`sleep_until` a running deadline, so scheduling delays do not add up; a stream that
+//! falls more than 1 ms behind moves the rest of its schedule instead of bursting), with
 //! `tokio::time` only: under the simulator's paused clock the same code runs in
 //! virtual time. A mid-stream fault replaces the stream's tail at its scripted token.
 //!
@@ -219,15 +220,60 @@ pub(crate) async fn sleep_for(start: Instant, ms: u64) {
     }
 }
 
-/// Moves a running deadline `ms` later and sleeps until it. A deadline past what the
-/// clock can represent (a scenario built in code, skipping validation) never comes,
-/// rather than panicking on `Instant + Duration`.
+/// How far behind its schedule a stream may fall before the schedule moves: below it
+/// the running deadline holds (scheduling jitter does not add up); past it, the rest of
+/// the schedule is shifted to now instead of sending every overdue token in one burst.
+const BEHIND_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// Moves a running deadline `ms` later and sleeps until it. When the stream has fallen
+/// behind (a loaded server), the next deadline counts from now, so tokens keep their
+/// scripted gaps and arrive late but evenly rather than bunched. A deadline past what
+/// the clock can represent (a scenario built in code, skipping validation) never
+/// comes, rather than panicking on `Instant + Duration`.
 async fn advance(deadline: &mut Instant, ms: u64) {
-    match deadline.checked_add(Duration::from_millis(ms)) {
+    let now = Instant::now();
+    let base = if now.saturating_duration_since(*deadline) > BEHIND_TOLERANCE {
+        now
+    } else {
+        *deadline
+    };
+    match base.checked_add(Duration::from_millis(ms)) {
         Some(later) => {
             *deadline = later;
             sleep_until(later).await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+
+    /// On time, the running deadline holds: a late wake-up within the tolerance does not
+    /// push the schedule back. Behind it, the schedule moves to now: the next token
+    /// keeps its full gap instead of going out at once with the overdue one.
+    #[tokio::test(start_paused = true)]
+    async fn behind_schedule_the_gaps_are_kept_not_bunched() {
+        let start = Instant::now();
+        let mut deadline = start;
+        advance(&mut deadline, 20).await;
+        assert_eq!(deadline, start + Duration::from_millis(20));
+        // The server was busy for 100 ms after that token.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let before = Instant::now();
+        advance(&mut deadline, 20).await;
+        assert_eq!(
+            Instant::now() - before,
+            Duration::from_millis(20),
+            "a full gap"
+        );
+        assert_eq!(deadline, start + Duration::from_millis(140));
+        // Within the tolerance the schedule is absolute.
+        let mut deadline = Instant::now();
+        let anchor = deadline;
+        tokio::time::advance(Duration::from_micros(500)).await;
+        advance(&mut deadline, 20).await;
+        assert_eq!(deadline, anchor + Duration::from_millis(20));
     }
 }
