@@ -48,7 +48,8 @@ fn reference(body: &[u8], initial_id: &str) -> (Vec<SseItem>, String) {
         let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
         rest = &rest[i + skip..];
     }
-    let (mut data, mut event, mut id_buffer) = (String::new(), String::new(), initial_id.to_owned());
+    let (mut data, mut event, mut id_buffer) =
+        (String::new(), String::new(), initial_id.to_owned());
     let mut last_id = initial_id.to_owned();
     let mut out = Vec::new();
     for line in lines {
