@@ -161,9 +161,9 @@ fn encode(s: &str, seed: u64) -> String {
         x ^= x >> 7;
         x ^= x << 17;
         let literal = c.is_ascii_alphanumeric() || "-._~!$'()*,;:@/?".contains(c);
-        if c == ' ' && x % 2 == 0 {
+        if c == ' ' && x.is_multiple_of(2) {
             out.push('+');
-        } else if literal && x % 3 != 0 {
+        } else if literal && !x.is_multiple_of(3) {
             out.push(c);
         } else {
             for b in c.to_string().bytes() {

@@ -87,15 +87,9 @@ fn reference(body: &[u8], initial_id: &str) -> (Vec<SseItem>, String) {
                 data.push_str(value);
                 data.push('\n');
             }
-            "id" => {
-                if !value.contains('\0') {
-                    id_buffer = value.to_owned();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-                    out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
-                }
+            "id" if !value.contains('\0') => id_buffer = value.to_owned(),
+            "retry" if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) => {
+                out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
             }
             _ => {}
         }
