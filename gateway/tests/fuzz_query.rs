@@ -56,6 +56,8 @@ const FOSTER: &str = "fo85e6a06dcdf4";
 const AUSTIN: &str = "au47d9f8e2c31b";
 const FOSTER_ORIGIN: &str = "https://fostervillage.org";
 const NAMES: [&str; 4] = ["tenant_hash", "user_input", "session_id", "message_id"];
+/// Each parameter's cap in characters (`user_input`'s is the default `limits`).
+const MAX_CHARS: [usize; 4] = [64, 4000, 128, 128];
 /// A fresh world every this many cases, so kept answers do not pile up in a campaign.
 const WORLD_CASES: u32 = 2000;
 /// The most a case may take, in virtual time: far above the 30 s stream cap.
@@ -353,8 +355,7 @@ impl Case {
             Some(Defect::Missing(i)) => values[*i] = None,
             Some(Defect::Empty(i)) => values[*i] = Some(String::new()),
             Some(Defect::TooLong(i, n)) => {
-                let max = [64, 4000, 128, 128][*i];
-                values[*i] = Some("a".repeat(max + n));
+                values[*i] = Some("a".repeat(MAX_CHARS[*i] + n));
             }
             Some(Defect::Control(i, c, at)) => {
                 if let Some(v) = &mut values[*i] {
@@ -448,6 +449,13 @@ impl Case {
                     ..
                 }
             ),
+            // A character inserted into a value already at its cap makes it too long
+            // first: the length is checked before the characters (both are `400`).
+            Some(Defect::Control(i, ..) | Defect::LineBreak(i, ..))
+                if self.expected_values()[*i].chars().count() + 1 > MAX_CHARS[*i] =>
+            {
+                matches!(err, ParamError::TooLong { name: n, .. } if *n == name(*i))
+            }
             Some(Defect::Control(i, ..) | Defect::BadUtf8(i, _) | Defect::BrokenEscape(i, _))
             | Some(Defect::Duplicate(i) | Defect::LineBreak(i, ..)) => malformed(err, name(*i)),
             Some(Defect::BadTenant(_)) => malformed(err, "tenant_hash"),
@@ -665,8 +673,11 @@ proptest! {
             let h = h.trim().to_ascii_lowercase();
             h.is_empty() || cors::ALLOWED_REQUEST_HEADERS.contains(&h.as_str())
         });
-        let duplicated_tenant = extra.contains("&tenant_hash=");
-        if origin_ok && method == Some("GET") && headers_ok && !duplicated_tenant {
+        // A repeated parameter, even an unknown one, makes the whole query malformed:
+        // then no tenant is read, and no origin can be the tenant's.
+        let keys: Vec<&str> = extra.split('&').filter(|p| !p.is_empty()).map(|p| p.split('=').next().unwrap_or(p)).collect();
+        let repeated = keys.iter().enumerate().any(|(i, k)| *k == "tenant_hash" || keys[..i].contains(k));
+        if origin_ok && method == Some("GET") && headers_ok && !repeated {
             prop_assert_eq!(parts.status, StatusCode::NO_CONTENT);
             prop_assert_eq!(&parts.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], FOSTER_ORIGIN);
             prop_assert_eq!(&parts.headers[header::ACCESS_CONTROL_ALLOW_METHODS], "GET");
