@@ -143,7 +143,9 @@ fn place(
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
+    // A span on the line break of a CRLF file starts after the CR: the CR is not part
+    // of the line shown, so it takes no column (else the caret lands past the line).
+    let column = before[line_start..].trim_end_matches('\r').chars().count() + 1;
     let source_line = text[line_start..].lines().next().unwrap_or("").to_owned();
     Diagnostic {
         file: file.to_owned(),

@@ -200,8 +200,18 @@ pub fn event_id(message_id: &str, seq: u64) -> String {
 }
 
 /// Splits an `id:` back into message id and sequence number.
+///
+/// Only the spelling [`event_id`] writes is read: the sequence number in plain decimal
+/// digits, no sign and no leading zero (`u64::from_str` alone would take `m:+3` and
+/// `m:03` as `m:3`, ids the gateway never sent).
 pub fn parse_event_id(id: &str) -> Option<(&str, u64)> {
     let (message, seq) = id.rsplit_once(':')?;
+    let canonical = !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
+        && (seq == "0" || !seq.starts_with('0'));
+    if !canonical {
+        return None;
+    }
     Some((message, seq.parse().ok()?))
 }
 
@@ -289,6 +299,20 @@ mod tests {
                 && is_forbidden_char('\u{85}')
         );
         assert_eq!(parse_event_id("m-1:7"), Some(("m-1", 7)));
+        assert_eq!(parse_event_id("a:b:0"), Some(("a:b", 0)));
+        // Found by the fuzz target (gateway/tests/fuzz_query.rs): spellings the gateway
+        // never writes are not its ids.
+        for junk in [
+            ":+0",
+            "m:+3",
+            "m:03",
+            "m:",
+            "m: 3",
+            "m:-1",
+            "m:18446744073709551616",
+        ] {
+            assert_eq!(parse_event_id(junk), None, "{junk}");
+        }
         assert_eq!(Code::parse("STREAM_003"), Some(Code::Stream003));
     }
 }

@@ -22,6 +22,11 @@ pub enum ArmError {
     /// The kind makes no sense at Bedrock (e.g. `malformed_frame`, an SSE fault).
     #[error("fault kind `{0}` cannot strike at Bedrock")]
     KindNotAllowed(&'static str),
+    /// The fault breaks a rule a scenario file's faults keep (a missing `delay_ms`,
+    /// `times = 0`, a probability over 1, a field its kind does not take, …): the
+    /// scenario loader's own messages, `field: why`, joined by `; `.
+    #[error("fault is not valid: {0}")]
+    Invalid(String),
 }
 
 /// The faults in force: the scenario's book, and the armed one-offs.
@@ -62,6 +67,7 @@ impl Faults {
         if !fault.kind.allowed_at(FaultTarget::Bedrock) {
             return Err(ArmError::KindNotAllowed(fault.kind.as_str()));
         }
+        check_like_a_scenario_fault(scenario, &fault)?;
         let single = Scenario {
             faults: vec![fault],
             answers: Vec::new(),
@@ -87,6 +93,33 @@ impl Faults {
             }
         }
         self.book.strike(facts)
+    }
+}
+
+/// Runs the scenario loader's checks on an armed fault, so the admin API takes no fault
+/// a scenario file could not hold (found by `tests/fuzz_request.rs`: `times = 0` was
+/// armed, counted, and never struck). Left out: the checks that a fault names a tenant,
+/// session or message of the scenario (armed faults aim at live clients' ids), and the
+/// list of `exception` names (an armed exception may be any name, to test that one
+/// outside an operation's union never reaches the wire: see [`Effect`]).
+fn check_like_a_scenario_fault(scenario: &Scenario, fault: &Fault) -> Result<(), ArmError> {
+    let alone = Scenario {
+        faults: vec![fault.clone()],
+        ..scenario.clone()
+    };
+    let problems: Vec<String> = picasso_core::load::validate(&alone)
+        .into_iter()
+        .filter_map(|(path, why)| {
+            let field = path.strip_prefix("faults[0]")?.trim_start_matches('.');
+            let left_out = matches!(field, "tenant" | "session" | "message" | "exception");
+            (!left_out)
+                .then(|| format!("{}: {why}", if field.is_empty() { "fault" } else { field }))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ArmError::Invalid(problems.join("; ")))
     }
 }
 
@@ -270,6 +303,37 @@ mod tests {
             faults.arm(&scenario, bedrock(FaultKind::MalformedFrame)),
             Err(ArmError::KindNotAllowed(_))
         ));
+    }
+
+    /// Found by `tests/fuzz_request.rs`: faults a scenario file could not hold are
+    /// refused, with the loader's words; references to sessions and messages are not
+    /// checked (armed faults aim at live clients).
+    #[test]
+    fn arming_refuses_what_a_scenario_would() {
+        let scenario = Scenario::default_scenario();
+        let mut faults = Faults::new(&scenario);
+        let mut never = bedrock(FaultKind::Throttling);
+        never.times = Some(0);
+        let Err(ArmError::Invalid(why)) = faults.arm(&scenario, never) else {
+            panic!("times = 0 armed");
+        };
+        assert!(why.starts_with("times: "), "{why}");
+        let slow = bedrock(FaultKind::SlowFirstToken);
+        assert!(matches!(
+            faults.arm(&scenario, slow),
+            Err(ArmError::Invalid(_))
+        ));
+        let mut likely = bedrock(FaultKind::Internal);
+        likely.probability = Some(2.5);
+        assert!(matches!(
+            faults.arm(&scenario, likely),
+            Err(ArmError::Invalid(_))
+        ));
+        let mut live = bedrock(FaultKind::Internal);
+        live.session = Some("a-live-session".into());
+        live.message = Some("a-live-message".into());
+        faults.arm(&scenario, live).unwrap();
+        assert_eq!(faults.armed(), 1);
     }
 
     #[test]
