@@ -15,7 +15,7 @@
 //! Cases: `PICASSO_FUZZ_CASES` (default 1000); `PROPTEST_RNG_SEED` replays a run.
 
 use picasso_core::wire::StreamFrame;
-use picasso_sim::sse_parser::{Parser, SseEvent, SseItem, parse_all};
+use picasso_simulator::sse_parser::{Parser, SseEvent, SseItem, parse_all};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
