@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`sse_parser`]: the WHATWG event-stream parser, sans-IO;
 //! - [`eventsource`]: the browser's `EventSource` as a sans-IO state machine;
+//! - [`netstack`]: the browser's CORS check, exposed headers and keep-alive reuse;
 //! - [`widget`]: the widget as a pure state machine, three policies;
 //! - [`inproc`]: the in-process wiring (SDK HTTP client, config source, virtual clock);
 //! - [`driver`]: one session's widget driven against the servers' routers;
@@ -13,6 +14,7 @@ pub mod driver;
 pub mod eventsource;
 pub mod inproc;
 pub mod invariants;
+pub mod netstack;
 pub mod simulator;
 pub mod sse_parser;
 pub mod story;

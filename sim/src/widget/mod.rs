@@ -121,6 +121,12 @@ pub enum Input {
         /// Which `EventSource`.
         conn: ConnId,
     },
+    /// The stream's response failed the CORS check: the page learns nothing of it but
+    /// a fatal `error`.
+    StreamCorsError {
+        /// Which `EventSource`.
+        conn: ConnId,
+    },
     /// A POST's response.
     PostResponse {
         /// Which POST.
@@ -462,34 +468,39 @@ impl Sources {
             .min()
     }
 
-    /// Feeds a network input to the right `EventSource`.
-    pub(crate) fn feed(&mut self, now_ms: u64, input: &Input) -> Option<(ConnId, Vec<EsAction>)> {
-        let (conn, actions) = match input {
+    /// Feeds a network input to the right `EventSource`; the actions it queued are then
+    /// pulled one at a time with [`Sources::pull`].
+    pub(crate) fn feed(&mut self, now_ms: u64, input: &Input) -> Option<ConnId> {
+        match input {
             Input::StreamResponse {
                 conn,
                 status,
                 content_type,
-            } => (
-                *conn,
-                self.es(*conn)?
-                    .on_response(*status, content_type.as_deref()),
-            ),
-            Input::StreamBody { conn, bytes } => (*conn, self.es(*conn)?.on_body(bytes)),
-            Input::StreamEnd { conn, clean } => {
-                (*conn, self.es(*conn)?.on_body_end(now_ms, *clean))
-            }
-            Input::StreamNetworkError { conn } => (*conn, self.es(*conn)?.on_network_error(now_ms)),
+            } => self
+                .es(*conn)?
+                .on_response(*status, content_type.as_deref()),
+            Input::StreamBody { conn, bytes } => self.es(*conn)?.on_body(bytes),
+            Input::StreamEnd { conn, .. } => self.es(*conn)?.on_body_end(now_ms),
+            Input::StreamNetworkError { conn } => self.es(*conn)?.on_network_error(now_ms),
+            Input::StreamCorsError { conn } => self.es(*conn)?.on_cors_failure(),
             _ => return None,
-        };
-        Some((conn, actions))
+        }
+        Some(input_conn(input))
     }
 
-    /// Reconnects that fall due at `now_ms`.
-    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<(ConnId, EsAction)> {
+    /// The next action of `conn` to dispatch: pulled one at a time, so a `close()` in a
+    /// handler stops the rest.
+    pub(crate) fn pull(&mut self, conn: ConnId) -> Option<EsAction> {
+        self.es(conn)?.next_action()
+    }
+
+    /// The sources whose reconnect falls due at `now_ms` (their `Fetch` is queued).
+    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<ConnId> {
         let mut out = Vec::new();
         for (conn, (es, _)) in self.map.iter_mut() {
-            for a in es.on_timer(now_ms) {
-                out.push((*conn, a));
+            if es.next_deadline().is_some_and(|d| d <= now_ms) {
+                es.on_timer(now_ms);
+                out.push(*conn);
             }
         }
         out
@@ -501,6 +512,17 @@ impl Sources {
 
     pub(crate) fn message_of(&self, conn: ConnId) -> Option<&str> {
         self.map.get(&conn).map(|(_, m)| m.as_str())
+    }
+}
+
+fn input_conn(input: &Input) -> ConnId {
+    match input {
+        Input::StreamResponse { conn, .. }
+        | Input::StreamBody { conn, .. }
+        | Input::StreamEnd { conn, .. }
+        | Input::StreamNetworkError { conn }
+        | Input::StreamCorsError { conn } => *conn,
+        _ => 0,
     }
 }
 
