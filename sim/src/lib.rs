@@ -11,12 +11,10 @@
 //! - [`invariants`]: the §B.7 invariants as checks over a run.
 
 pub mod driver;
-pub mod eventsource;
+pub use picasso_browser::{eventsource, netstack, sse_parser};
 pub mod inproc;
 pub mod invariants;
-pub mod netstack;
 pub mod simulator;
-pub mod sse_parser;
 pub mod story;
 pub mod widget;
 
