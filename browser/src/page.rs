@@ -138,7 +138,11 @@ struct State {
     random: ChaCha8Rng,
     event_source: bool,
     reconnect_ms: u64,
-    next_id: u32,
+    /// Ids of timers, `EventSource`s and fetches, each counted on its own from 1, so a
+    /// widget's ids do not shift when another kind is added.
+    next_timer: u32,
+    next_es: u32,
+    next_fetch: u32,
     /// Pending timers: id → when due.
     timers: BTreeMap<u32, u64>,
     sources: BTreeMap<u32, EventSource>,
@@ -207,7 +211,9 @@ impl Page {
             random: options.random,
             event_source: options.event_source,
             reconnect_ms: options.reconnect_ms,
-            next_id: 0,
+            next_timer: 0,
+            next_es: 0,
+            next_fetch: 0,
             timers: BTreeMap::new(),
             sources: BTreeMap::new(),
             urls: BTreeMap::new(),
@@ -537,8 +543,8 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let s = state.clone();
     native!("setTimer", move |delay: f64| {
         let mut st = lock(&s);
-        st.next_id += 1;
-        let id = st.next_id;
+        st.next_timer += 1;
+        let id = st.next_timer;
         let at = st.now_ms.saturating_add(delay.max(0.0) as u64);
         st.timers.insert(id, at);
         id
@@ -556,8 +562,8 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let s = state.clone();
     native!("esOpen", move |url: String| {
         let mut st = lock(&s);
-        st.next_id += 1;
-        let id = st.next_id;
+        st.next_es += 1;
+        let id = st.next_es;
         let (model, _first) = EventSource::new(st.reconnect_ms);
         st.sources.insert(id, model);
         st.urls.insert(id, url.clone());
@@ -590,8 +596,8 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
                            url: String,
                            body: Option<String>| {
         let mut st = lock(&s);
-        st.next_id += 1;
-        let id = st.next_id;
+        st.next_fetch += 1;
+        let id = st.next_fetch;
         st.out.push(Request::Fetch {
             id,
             method,

@@ -181,6 +181,8 @@ pub struct SessionResult {
     pub leaks: Leaks,
     /// When the page closed.
     pub closed_at_ms: u64,
+    /// Why the widget's code stopped, if it did (JavaScript widgets only).
+    pub widget_error: Option<String>,
 }
 
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
@@ -346,6 +348,7 @@ pub(crate) async fn run_session(
         metrics: widget.metrics(),
         leaks,
         closed_at_ms: now,
+        widget_error: widget.failure(),
     }
 }
 

@@ -39,11 +39,14 @@ pub enum Property {
     NoLeaks,
     /// The gateway's limits: ≤ N streams per session per window, none longer than the cap.
     LimitsHold,
+    /// The widget's own code ran to the end: no JavaScript error escaped an entry point,
+    /// no task ran out of its instruction budget.
+    WidgetRuns,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 13] = [
+    pub const ALL: [Property; 14] = [
         Property::OneOutcome,
         Property::ExactText,
         Property::NoFallbackAfterEnd,
@@ -57,6 +60,7 @@ impl Property {
         Property::CleanPath,
         Property::NoLeaks,
         Property::LimitsHold,
+        Property::WidgetRuns,
     ];
 
     /// A kebab-case name.
@@ -75,6 +79,7 @@ impl Property {
             Property::CleanPath => "clean-path",
             Property::NoLeaks => "no-leaks",
             Property::LimitsHold => "limits-hold",
+            Property::WidgetRuns => "widget-runs",
         }
     }
 }
@@ -128,6 +133,7 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
         outcome,
         out: Vec::new(),
     };
+    v.widget_runs();
     v.per_message();
     v.per_session();
     v.network();
@@ -149,6 +155,14 @@ impl Checker<'_> {
             place,
             detail,
         });
+    }
+
+    fn widget_runs(&mut self) {
+        for s in &self.outcome.sessions {
+            if let Some(e) = &s.widget_error {
+                self.fail(Property::WidgetRuns, s.id.clone(), e.clone());
+            }
+        }
     }
 
     fn liveness_bound(&self, retry_wait_ms: u64) -> u64 {

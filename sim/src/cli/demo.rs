@@ -83,7 +83,7 @@ const DEMOS: &[Demo] = &[
 ];
 
 /// Lists the demos, or runs one.
-pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
+pub(crate) fn run(name: Option<&str>, verbose: bool, widgets: &[Policy]) -> Status {
     let Some(name) = name else {
         println!("Fault-injection demos (picasso-sim demo NAME):\n");
         for d in DEMOS {
@@ -103,7 +103,7 @@ pub(crate) fn run(name: Option<&str>, verbose: bool) -> Status {
         }
     };
     let mut outcomes = Vec::new();
-    for policy in Policy::ALL {
+    for policy in Policy::ALL.into_iter().chain(widgets.iter().copied()) {
         match picasso_sim::run_scenario(&scenario, policy) {
             Ok(o) => outcomes.push(o),
             Err(e) => {

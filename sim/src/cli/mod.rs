@@ -63,6 +63,10 @@ enum Command {
         /// Widget policy to run.
         #[arg(long, value_enum, default_value_t = PolicyArg::Corrected)]
         policy: PolicyArg,
+        /// Run a JavaScript widget instead (its entry module, or a directory holding
+        /// `widget.js`); may be given more than once. Judged like `corrected`.
+        #[arg(long, value_name = "PATH")]
+        widget: Vec<PathBuf>,
         /// Replace every scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -96,6 +100,9 @@ enum Command {
         /// Print each policy's whole transcript after the timeline.
         #[arg(long)]
         verbose: bool,
+        /// Add a JavaScript widget's column (its entry module or directory).
+        #[arg(long, value_name = "PATH")]
+        widget: Vec<PathBuf>,
     },
     /// Rehearse the design document's rollout on a simulated population.
     Rollout {
@@ -202,6 +209,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Run {
             scenarios,
             policy,
+            widget,
             seed,
             junit,
             shard,
@@ -210,22 +218,39 @@ pub(crate) fn main() -> ExitCode {
             jobs,
             snapshots,
             update_snapshots,
-        } => run::run(run::RunConfig {
-            scenarios,
-            policies: policy.policies(),
-            seed,
-            junit,
-            shard,
-            transcripts: replay,
-            check_determinism,
-            threads: jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            snapshots: snapshots.map(|dir| golden::GoldenDir {
-                dir,
-                update: update_snapshots,
-            }),
-        }),
-        Command::Demo { name, verbose } => demo::run(name.as_deref(), verbose),
+        } => {
+            let policies = if widget.is_empty() {
+                policy.policies()
+            } else {
+                match js_widgets(&widget) {
+                    Ok(p) => p,
+                    Err(status) => return status.into(),
+                }
+            };
+            run::run(run::RunConfig {
+                scenarios,
+                policies,
+                seed,
+                junit,
+                shard,
+                transcripts: replay,
+                check_determinism,
+                threads: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                snapshots: snapshots.map(|dir| golden::GoldenDir {
+                    dir,
+                    update: update_snapshots,
+                }),
+            })
+        }
+        Command::Demo {
+            name,
+            verbose,
+            widget,
+        } => match js_widgets(&widget) {
+            Ok(extra) => demo::run(name.as_deref(), verbose, &extra),
+            Err(status) => status,
+        },
         Command::Rollout {
             scenario,
             html,
@@ -236,6 +261,21 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema => schema::run(),
     };
     status.into()
+}
+
+/// Loads `--widget` files; an unreadable one is an input error (exit 2).
+fn js_widgets(paths: &[PathBuf]) -> Result<Vec<Policy>, Status> {
+    paths
+        .iter()
+        .map(|p| {
+            picasso_sim::widget::js::register(p)
+                .map(Policy::Js)
+                .map_err(|e| {
+                    eprintln!("error: --widget {e}");
+                    Status::InputError
+                })
+        })
+        .collect()
 }
 
 /// Logs to stderr, `RUST_LOG` to choose (default: warnings, and the servers' info lines).

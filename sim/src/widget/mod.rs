@@ -19,6 +19,7 @@
 pub mod corrected;
 pub mod decide;
 pub mod hook;
+pub mod js;
 
 use crate::eventsource::{EsAction, EventSource, ReadyState};
 use picasso_core::scenario::WidgetSettings;
@@ -34,6 +35,9 @@ pub enum Policy {
     NaiveFix,
     /// The corrected per-message state machine (§B.7).
     Corrected,
+    /// A widget written in JavaScript ([`js`]), loaded with [`js::register`]; judged
+    /// like `Corrected`.
+    Js(js::JsWidgetId),
 }
 
 impl Policy {
@@ -46,7 +50,14 @@ impl Policy {
             Policy::AsWritten => "as-written",
             Policy::NaiveFix => "naive-fix",
             Policy::Corrected => "corrected",
+            Policy::Js(id) => id.name(),
         }
+    }
+
+    /// Whether a broken invariant fails the job: the corrected policy and every
+    /// JavaScript widget (the other two show the document's defects by design).
+    pub fn judged(self) -> bool {
+        matches!(self, Policy::Corrected | Policy::Js(_))
     }
 
     /// Parses [`Policy::name`].
@@ -344,6 +355,8 @@ pub enum Widget {
     Hook(Box<hook::Hook>),
     /// Corrected.
     Corrected(Box<corrected::Corrected>),
+    /// JavaScript.
+    Js(Box<js::JsWidget>),
 }
 
 impl Widget {
@@ -353,6 +366,7 @@ impl Widget {
             Policy::AsWritten => Widget::Hook(Box::new(hook::Hook::new(ctx, false))),
             Policy::NaiveFix => Widget::Hook(Box::new(hook::Hook::new(ctx, true))),
             Policy::Corrected => Widget::Corrected(Box::new(corrected::Corrected::new(ctx))),
+            Policy::Js(id) => Widget::Js(Box::new(js::JsWidget::new(id, ctx))),
         };
         (widget, vec![Effect::LoadConfig])
     }
@@ -362,6 +376,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.step(now_ms, input),
             Widget::Corrected(c) => c.step(now_ms, input),
+            Widget::Js(j) => j.step(now_ms, input),
         }
     }
 
@@ -370,6 +385,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.next_deadline(),
             Widget::Corrected(c) => c.next_deadline(),
+            Widget::Js(j) => j.next_deadline(),
         }
     }
 
@@ -379,6 +395,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.busy(),
             Widget::Corrected(c) => c.busy(),
+            Widget::Js(j) => j.busy(),
         }
     }
 
@@ -392,6 +409,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.leaks(),
             Widget::Corrected(c) => c.leaks(),
+            Widget::Js(j) => j.leaks(),
         }
     }
 
@@ -400,6 +418,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.records(),
             Widget::Corrected(c) => c.records(),
+            Widget::Js(j) => j.records(),
         }
     }
 
@@ -408,6 +427,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.metrics.clone(),
             Widget::Corrected(c) => c.metrics.clone(),
+            Widget::Js(j) => j.metrics.clone(),
         }
     }
 
@@ -416,6 +436,7 @@ impl Widget {
         let state = match self {
             Widget::Hook(h) => &h.config_state,
             Widget::Corrected(c) => &c.config_state,
+            Widget::Js(j) => &j.config_state,
         };
         state.as_ref().is_some_and(|s| s.config.is_some())
     }
@@ -425,6 +446,16 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.config_state.is_some(),
             Widget::Corrected(c) => c.config_state.is_some(),
+            Widget::Js(j) => j.config_state.is_some(),
+        }
+    }
+
+    /// Why the widget's code stopped for good (a JavaScript error or an exhausted
+    /// instruction budget), if it did.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Widget::Js(j) => j.failure().map(str::to_owned),
+            _ => None,
         }
     }
 }
