@@ -8,12 +8,14 @@
 //! - [`inproc`]: the in-process wiring (SDK HTTP client, config source, virtual clock);
 //! - [`driver`]: one session's widget driven against the servers' routers;
 //! - [`simulator`]: a whole run, its transcript, the determinism check;
-//! - [`invariants`]: the §B.7 invariants as checks over a run.
+//! - [`invariants`]: the §B.7 invariants as checks over a run;
+//! - [`oracle`]: what a JavaScript widget and its Rust oracle must agree on.
 
 pub mod driver;
 pub use picasso_browser::{eventsource, netstack, sse_parser};
 pub mod inproc;
 pub mod invariants;
+pub mod oracle;
 pub mod simulator;
 pub mod story;
 pub mod widget;
