@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 cases="${1:-1000000}"
 shift || true
-all=(picasso-simulator:fuzz_sse picasso-core:fuzz_scenario gateway:fuzz_query mock-master:fuzz_master mock-bedrock:fuzz_request)
+all=(picasso-browser:fuzz_sse picasso-core:fuzz_scenario gateway:fuzz_query mock-master:fuzz_master mock-bedrock:fuzz_request)
 selected=()
 for t in "${all[@]}"; do
     if [[ $# -eq 0 ]] || [[ " $* " == *" ${t#*:} "* ]]; then selected+=("$t"); fi

@@ -1,11 +1,47 @@
 //! Simulated messages per second on one core, the whole stack in-process (widget,
 //! gateway, Master, mock Bedrock through the AWS SDK), and simulated seconds per wall
-//! second. `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS]`.
+//! second, for the Rust policies and the JavaScript widgets side by side; then the
+//! JavaScript host's start-up cost per session (a fresh QuickJS realm, the globals, the
+//! widget's modules, `createWidget`).
+//! `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS]`.
 
+use picasso_browser::{Page, PageOptions, WidgetSource};
 use picasso_core::Scenario;
 use picasso_core::scenario::{Answer, Message, Pacing, Session};
 use picasso_simulator::{Policy, RunOptions, run_with};
+use rand::SeedableRng;
+use std::path::Path;
 use std::time::Instant;
+
+fn widget(dir: &str) -> Policy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    Policy::Js(picasso_simulator::widget::js::register(&path).expect("widget"))
+}
+
+/// Median wall time of opening a page with the corrected widget and handing it a config.
+fn startup(runs: usize) -> f64 {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../widgets/corrected");
+    let source = WidgetSource::load(&path).expect("widget");
+    let host = "{ tenantHash: 't', sessionId: 's', settings: {}, render() {}, settle() {}, metric() {}, retryWait() {} }";
+    let config = r#"[{"tenant_hash":"t","features":{"streaming_enabled":true,"streaming_percentage":100},"endpoints":{"chat":"/c","streaming":"http://g/"}}]"#;
+    let mut times: Vec<f64> = (0..runs)
+        .map(|i| {
+            let t0 = Instant::now();
+            let options = PageOptions {
+                random: rand_chacha::ChaCha8Rng::seed_from_u64(i as u64),
+                event_source: true,
+                reconnect_ms: 3000,
+                now_ms: 0,
+                budget: picasso_browser::DEFAULT_BUDGET,
+            };
+            let page = Page::open(&source, options, host).expect("page");
+            page.call_widget("config", config).expect("config");
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
 
 fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {
     let mut s = Scenario::default_scenario();
@@ -61,7 +97,12 @@ fn main() {
         transcript: false,
         check: false,
     };
-    for policy in [Policy::Corrected, Policy::AsWritten] {
+    for policy in [
+        Policy::Corrected,
+        widget("widgets/corrected"),
+        Policy::AsWritten,
+        widget("widgets/as-written"),
+    ] {
         let t0 = Instant::now();
         let outcome = match run_with(&scenario, policy, options) {
             Ok(o) => o,
@@ -74,11 +115,16 @@ fn main() {
         let n = sessions * messages;
         let sim_s = outcome.end_ms as f64 / 1000.0;
         println!(
-            "{:<10} {n} messages ({tokens} tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
+            "{:<14} {n} messages ({tokens} tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
             policy.name(),
             n as f64 / wall,
             sim_s / wall,
             outcome.bedrock.len()
         );
     }
+    let per = startup(200);
+    println!(
+        "js start-up per session (realm, globals, widgets/corrected modules, createWidget, config): {:.3} ms median of 200",
+        per * 1000.0
+    );
 }

@@ -4,11 +4,16 @@
 
 use super::Status;
 use picasso_core::scenario::Servers;
-use picasso_simulator::Outcome;
 use picasso_simulator::demo::{DEMOS, DemoError, describe_fault};
+use picasso_simulator::{Outcome, Policy};
 
 /// Lists the demos, or runs one.
-pub(crate) fn run(name: Option<&str>, verbose: bool, servers: Option<Servers>) -> Status {
+pub(crate) fn run(
+    name: Option<&str>,
+    verbose: bool,
+    servers: Option<Servers>,
+    widgets: &[Policy],
+) -> Status {
     let Some(name) = name else {
         println!("Fault-injection demos (picasso-sim demo NAME):\n");
         for d in DEMOS {
@@ -16,7 +21,7 @@ pub(crate) fn run(name: Option<&str>, verbose: bool, servers: Option<Servers>) -
         }
         return Status::Ok;
     };
-    let run = match picasso_simulator::demo::run(name, servers) {
+    let run = match picasso_simulator::demo::run(name, servers, widgets) {
         Ok(run) => run,
         Err(e @ (DemoError::Unknown(_) | DemoError::Scenario(_))) => {
             eprintln!("error: {e}");

@@ -16,11 +16,26 @@ use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
 use serde::Deserialize;
 
 const PAGE: &str = include_str!("../assets/demo.html");
+/// The corrected JavaScript widget, byte for byte as `widgets/` ships it: the page
+/// imports it as a module, unchanged.
+const CORRECTED_WIDGET: &str = include_str!("../../widgets/corrected/widget.js");
 
 /// The page and its API.
 pub(crate) fn router(world: World) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
+        .route(
+            "/widgets/corrected/widget.js",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/javascript; charset=utf-8",
+                    )],
+                    CORRECTED_WIDGET,
+                )
+            }),
+        )
         .route("/demo/api/tenants", get(tenants))
         .route("/demo/api/faults", get(faults))
         .route("/demo/api/arm", post(arm))

@@ -75,6 +75,10 @@ enum Command {
         /// Widget policy to run.
         #[arg(long, value_enum, default_value_t = PolicyArg::Corrected)]
         policy: PolicyArg,
+        /// Run a JavaScript widget instead (its entry module, or a directory holding
+        /// `widget.js`); may be given more than once. Judged like `corrected`.
+        #[arg(long, value_name = "PATH")]
+        widget: Vec<PathBuf>,
         /// Replace every scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -115,6 +119,9 @@ enum Command {
         /// Run the design document's gateway and Master as written, or ours (hardened).
         #[arg(long, value_name = "as-written|hardened")]
         servers: Option<Servers>,
+        /// Add a JavaScript widget's column (its entry module or directory).
+        #[arg(long, value_name = "PATH")]
+        widget: Vec<PathBuf>,
     },
     /// Explore generated scenarios (random tenants, percentages, faults, sessions) under
     /// a policy until an invariant breaks; shrink it and write a replayable file.
@@ -247,6 +254,7 @@ fn main() -> ExitCode {
         Command::Run {
             scenarios,
             policy,
+            widget,
             seed,
             junit,
             shard,
@@ -256,27 +264,41 @@ fn main() -> ExitCode {
             snapshots,
             update_snapshots,
             servers,
-        } => run::run(run::RunConfig {
-            scenarios,
-            policies: policy.policies(),
-            seed,
-            junit,
-            shard,
-            transcripts: replay,
-            check_determinism,
-            threads: jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            snapshots: snapshots.map(|dir| picasso_simulator::suite::golden::GoldenDir {
-                dir,
-                update: update_snapshots,
-            }),
-            servers,
-        }),
+        } => {
+            let policies = if widget.is_empty() {
+                policy.policies()
+            } else {
+                match js_widgets(&widget) {
+                    Ok(p) => p,
+                    Err(status) => return status.into(),
+                }
+            };
+            run::run(run::RunConfig {
+                scenarios,
+                policies,
+                seed,
+                junit,
+                shard,
+                transcripts: replay,
+                check_determinism,
+                threads: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                snapshots: snapshots.map(|dir| picasso_simulator::suite::golden::GoldenDir {
+                    dir,
+                    update: update_snapshots,
+                }),
+                servers,
+            })
+        }
         Command::Demo {
             name,
             verbose,
             servers,
-        } => demo::run(name.as_deref(), verbose, servers),
+            widget,
+        } => match js_widgets(&widget) {
+            Ok(extra) => demo::run(name.as_deref(), verbose, servers, &extra),
+            Err(status) => status,
+        },
         Command::Rollout {
             scenario,
             html,
@@ -312,6 +334,21 @@ fn main() -> ExitCode {
         Command::Schema => schema::run(),
     };
     status.into()
+}
+
+/// Loads `--widget` files; an unreadable one is an input error (exit 2).
+fn js_widgets(paths: &[PathBuf]) -> Result<Vec<Policy>, Status> {
+    paths
+        .iter()
+        .map(|p| {
+            picasso_simulator::widget::js::register(p)
+                .map(Policy::Js)
+                .map_err(|e| {
+                    eprintln!("error: --widget {e}");
+                    Status::InputError
+                })
+        })
+        .collect()
 }
 
 /// Logs to stderr, `RUST_LOG` to choose (default: warnings, and the servers' info lines).

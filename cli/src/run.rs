@@ -319,9 +319,7 @@ fn print_seen(results: &[JobResult]) {
             println!("  {line}");
         }
     }
-    if results.iter().all(JobResult::passed)
-        && results.iter().any(|r| r.job.policy == Policy::Corrected)
-    {
+    if results.iter().all(JobResult::passed) && results.iter().any(|r| r.job.policy.judged()) {
         println!(
             "\nThe corrected widget kept every invariant: one answer or one clear error per message, the scripted text\n\
              exactly once, no second Bedrock call for a finished message, sticky rollout, limits held.\n\

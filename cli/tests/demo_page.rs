@@ -1,7 +1,8 @@
 //! The demo page of `picasso-sim serve` in a real browser (headless Chromium driven by
 //! playwright-core; `scripts/install-browser.sh` installs both): a streamed answer,
 //! then a network drop mid-stream that the corrected widget turns into the regular
-//! answer, with nothing of the partial text left. A screenshot lands in
+//! answer, with nothing of the partial text left; then the same with
+//! `widgets/corrected/widget.js` imported unchanged. A screenshot lands in
 //! `target/demo-page.png`.
 //!
 //! Without the tools the test is skipped, unless `PICASSO_REQUIRE_BROWSER_TESTS=1`.
@@ -57,6 +58,21 @@ fn demo_page_streams_and_falls_back_in_chromium() {
     assert!(
         log.contains("fallback to regular chat (STREAM_005)"),
         "{log}"
+    );
+    // widgets/corrected/widget.js, as it ships, in the same page: the answer once, then
+    // the armed drop turned into the regular answer with nothing of the partial text.
+    let js = &seen["js"];
+    assert_eq!(js["streamed"], "Hello, how can I help?", "{seen:#}");
+    assert_eq!(js["fallback"], seen["fallback"], "{seen:#}");
+    assert_eq!(
+        js["bots"],
+        serde_json::json!([seen["streamed"], seen["fallback"]]),
+        "each answer exactly once: {seen:#}"
+    );
+    let js_log = js["log"].as_str().unwrap_or_default();
+    assert!(
+        js_log.contains("fallback to regular chat (STREAM_005)"),
+        "{js_log}"
     );
     assert_eq!(
         seen["errors"],

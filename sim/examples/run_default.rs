@@ -1,4 +1,4 @@
-//! Prints the default scenario's transcript under a policy: `cargo run -p picasso-sim --example run_default -- corrected`.
+//! Prints the default scenario's transcript under a policy: `cargo run -p picasso-simulator --example run_default -- corrected`.
 fn main() {
     let policy = std::env::args()
         .nth(1)

@@ -96,7 +96,7 @@ pub struct DemoRun {
     pub demo: Demo,
     /// The scenario as run.
     pub scenario: Scenario,
-    /// One outcome per policy, in [`Policy::ALL`] order.
+    /// One outcome per policy, in [`Policy::ALL`] order, then the extra ones.
     pub outcomes: Vec<Outcome>,
     /// Per outcome, what the run showed of each message.
     pub stories: Vec<Vec<MessageStory>>,
@@ -127,12 +127,12 @@ pub fn find(name: &str) -> Option<Demo> {
     DEMOS.iter().find(|d| d.name == name).copied()
 }
 
-/// Runs demo `name` under every policy, against `servers` (the scenario's own when
-/// `None`).
+/// Runs demo `name` under every policy, then under each of `extra` (JavaScript
+/// widgets, say), against `servers` (the scenario's own when `None`).
 ///
 /// # Errors
 /// [`DemoError`] when there is no such demo or a run fails.
-pub fn run(name: &str, servers: Option<Servers>) -> Result<DemoRun, DemoError> {
+pub fn run(name: &str, servers: Option<Servers>, extra: &[Policy]) -> Result<DemoRun, DemoError> {
     let demo = find(name).ok_or_else(|| DemoError::Unknown(name.to_owned()))?;
     let mut scenario = picasso_core::parse_scenario(demo.name, demo.scenario)
         .map_err(|e| DemoError::Scenario(e.to_string()))?;
@@ -140,7 +140,7 @@ pub fn run(name: &str, servers: Option<Servers>) -> Result<DemoRun, DemoError> {
         scenario.servers = servers;
     }
     let mut outcomes = Vec::new();
-    for policy in Policy::ALL {
+    for policy in Policy::ALL.into_iter().chain(extra.iter().copied()) {
         let o = crate::run_scenario(&scenario, policy)
             .map_err(|source| DemoError::Sim { policy, source })?;
         outcomes.push(o);

@@ -187,6 +187,8 @@ pub struct SessionResult {
     /// When its config loaded (virtual ms): the config it decided with is the one in
     /// force then (see `Scenario::tenant_at`).
     pub config_at_ms: Option<u64>,
+    /// Why the widget's code stopped, if it did (JavaScript widgets only).
+    pub widget_error: Option<String>,
 }
 
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
@@ -210,6 +212,8 @@ struct SessionRun {
     tx: mpsc::UnboundedSender<Input>,
     conns: BTreeMap<ConnId, AbortHandle>,
     posts: BTreeMap<ReqId, AbortHandle>,
+    /// Idle keep-alive connections to the gateway.
+    keep_alive: crate::netstack::KeepAlive,
 }
 
 /// Runs one session to the page closing.
@@ -243,6 +247,7 @@ pub(crate) async fn run_session(
         tx,
         conns: BTreeMap::new(),
         posts: BTreeMap::new(),
+        keep_alive: Default::default(),
     };
     let sid = session.id.clone();
     line(
@@ -363,6 +368,7 @@ pub(crate) async fn run_session(
         leaks,
         closed_at_ms: now,
         config_at_ms: config_at,
+        widget_error: widget.failure(),
     }
 }
 
@@ -515,18 +521,13 @@ impl SessionRun {
             log: log.clone(),
             index,
         };
+        let page = Page {
+            origin: self.origin.clone(),
+            keep_alive: self.keep_alive.clone(),
+        };
         let handle = tokio::spawn(async move {
             let _guard = guard;
-            stream_task(
-                gateway,
-                builder.body(Body::empty()),
-                conn,
-                tx,
-                log,
-                who,
-                index,
-            )
-            .await;
+            stream_task(gateway, builder, page, conn, tx, log, who, index).await;
         });
         self.conns.insert(conn, handle.abort_handle());
     }
@@ -560,13 +561,29 @@ impl SessionRun {
             return;
         }
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        let request = http::Request::post("/Master_Function?action=chat")
-            .header("content-type", "application/json")
-            .body(Body::from(json));
+        let mut request = http::Request::post("/Master_Function?action=chat")
+            .header("content-type", "application/json");
+        if let Some(origin) = &self.origin {
+            request = request.header("origin", origin.as_str());
+        }
+        let request = request.body(Body::from(json));
+        let origin = self.origin.clone();
         let master = self.world.master.clone();
         let tx = self.tx.clone();
         let handle = tokio::spawn(async move {
             let input = match call(&master, request).await {
+                Ok((status, headers, _))
+                    if !crate::netstack::cors_allows(origin.as_deref(), &headers) =>
+                {
+                    line(
+                        &log,
+                        &who,
+                        &format!(
+                            "POST #{req} → {status}, blocked by CORS: the page sees a network error"
+                        ),
+                    );
+                    Input::PostNetworkError { req }
+                }
                 Ok((status, headers, body)) => {
                     line(
                         &log,
@@ -580,7 +597,10 @@ impl SessionRun {
                         req,
                         status,
                         body,
-                        retry_after_ms: retry_after_ms(&headers),
+                        retry_after_ms: crate::netstack::retry_after_ms(
+                            origin.as_deref(),
+                            &headers,
+                        ),
                     }
                 }
                 Err(e) => {
@@ -612,9 +632,10 @@ impl Drop for EndGuard {
     }
 }
 
-fn retry_after_ms(headers: &http::HeaderMap) -> Option<u64> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+/// What the page's network stack knows beyond one request.
+struct Page {
+    origin: Option<String>,
+    keep_alive: crate::netstack::KeepAlive,
 }
 
 /// One request to a router, the whole body read: status, headers, body.
@@ -647,30 +668,62 @@ async fn call(
     Ok((status, headers, body.to_vec()))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stream_task(
     gateway: Router,
-    request: Result<http::Request<Body>, http::Error>,
+    builder: http::request::Builder,
+    page: Page,
     conn: ConnId,
     tx: mpsc::UnboundedSender<Input>,
     log: SharedLog,
     who: String,
     index: usize,
 ) {
-    let response = match request {
-        Ok(r) => gateway.oneshot(r).await,
-        Err(_) => {
-            let _ = tx.send(Input::StreamNetworkError { conn });
-            return;
+    let mut reused = page.keep_alive.take();
+    let response = loop {
+        let request = match clone_get(&builder) {
+            Some(r) => r,
+            None => {
+                let _ = tx.send(Input::StreamNetworkError { conn });
+                return;
+            }
+        };
+        let Ok(response) = gateway.clone().oneshot(request).await;
+        if response
+            .extensions()
+            .get::<gateway::ConnectionRefused>()
+            .is_none()
+        {
+            break response;
         }
-    };
-    let Ok(response) = response;
-    if response
-        .extensions()
-        .get::<gateway::ConnectionRefused>()
-        .is_some()
-    {
+        if reused {
+            // Chromium re-sends a request that failed before any byte on a reused
+            // keep-alive connection, at once, on a fresh one: no `error`, no wait.
+            line(
+                &log,
+                &who,
+                &format!(
+                    "stream #{conn}: refused on a reused keep-alive connection; the browser re-sends at once"
+                ),
+            );
+            reused = false;
+            continue;
+        }
         line(&log, &who, &format!("stream #{conn}: connection refused"));
         let _ = tx.send(Input::StreamNetworkError { conn });
+        return;
+    };
+    if !crate::netstack::cors_allows(page.origin.as_deref(), response.headers()) {
+        let status = response.status().as_u16();
+        if let Some(s) = lock(&log).streams.get_mut(index) {
+            s.status = Some(status);
+        }
+        line(
+            &log,
+            &who,
+            &format!("stream #{conn} → {status}, blocked by CORS: fatal for the EventSource"),
+        );
+        let _ = tx.send(Input::StreamCorsError { conn });
         return;
     }
     let status = response.status().as_u16();
@@ -741,11 +794,20 @@ async fn stream_task(
             }
             None => {
                 line(&log, &who, &format!("stream #{conn} ends"));
+                page.keep_alive.put();
                 let _ = tx.send(Input::StreamEnd { conn, clean: true });
                 return;
             }
         }
     }
+}
+
+/// A fresh GET from the builder's parts (a request is sent at most twice).
+fn clone_get(builder: &http::request::Builder) -> Option<http::Request<Body>> {
+    let uri = builder.uri_ref()?.clone();
+    let mut request = http::Request::get(uri).body(Body::empty()).ok()?;
+    *request.headers_mut() = builder.headers_ref()?.clone();
+    Some(request)
 }
 
 /// An SSE chunk on one line: `id: m1:0 | data: {…}`.

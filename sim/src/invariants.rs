@@ -44,11 +44,14 @@ pub enum Property {
     /// change finish naturally; once streaming is disabled, the gateway serves no new
     /// stream for that tenant after its cached config expires (`config_ttl_ms`).
     RollbackHolds,
+    /// The widget's own code ran to the end: no JavaScript error escaped an entry point,
+    /// no task ran out of its instruction budget.
+    WidgetRuns,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 14] = [
+    pub const ALL: [Property; 15] = [
         Property::OneOutcome,
         Property::ExactText,
         Property::NoFallbackAfterEnd,
@@ -63,6 +66,7 @@ impl Property {
         Property::NoLeaks,
         Property::LimitsHold,
         Property::RollbackHolds,
+        Property::WidgetRuns,
     ];
 
     /// A kebab-case name.
@@ -82,6 +86,7 @@ impl Property {
             Property::NoLeaks => "no-leaks",
             Property::LimitsHold => "limits-hold",
             Property::RollbackHolds => "rollback-holds",
+            Property::WidgetRuns => "widget-runs",
         }
     }
 }
@@ -135,6 +140,7 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Vec<Violation> {
         outcome,
         out: Vec::new(),
     };
+    v.widget_runs();
     v.per_message();
     v.per_session();
     v.network();
@@ -157,6 +163,14 @@ impl Checker<'_> {
             place,
             detail,
         });
+    }
+
+    fn widget_runs(&mut self) {
+        for s in &self.outcome.sessions {
+            if let Some(e) = &s.widget_error {
+                self.fail(Property::WidgetRuns, s.id.clone(), e.clone());
+            }
+        }
     }
 
     fn liveness_bound(&self, retry_wait_ms: u64) -> u64 {

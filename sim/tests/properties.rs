@@ -258,6 +258,48 @@ fn corrected_policy_holds_every_invariant() {
     }
 }
 
+/// The JavaScript corrected widget (`widgets/corrected`) on the same generator: every
+/// invariant holds, and every message ends as the Rust `corrected` policy ends it (same
+/// outcome, text, GETs, POSTs, fallbacks, Bedrock calls, metrics).
+#[test]
+fn js_corrected_widget_holds_every_invariant_and_agrees_with_rust() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../widgets/corrected");
+    let js = Policy::Js(picasso_simulator::widget::js::register(&path).expect("widget"));
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 200,
+        ..Config::default()
+    });
+    let result = runner.run(&scenario_strategy(), |scenario| {
+        let a = run_scenario(&scenario, js).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        if !a.violations.is_empty() {
+            let text: Vec<String> = a.violations.iter().map(ToString::to_string).collect();
+            return Err(TestCaseError::fail(text.join("\n")));
+        }
+        let b = run_scenario(&scenario, Policy::Corrected)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (va, vb) = (
+            picasso_simulator::oracle::view(&a),
+            picasso_simulator::oracle::view(&b),
+        );
+        if va != vb {
+            return Err(TestCaseError::fail(format!(
+                "js and rust differ:\n  js:   {va:?}\n  rust: {vb:?}"
+            )));
+        }
+        Ok(())
+    });
+    if let Err(TestError::Fail(reason, scenario)) = result {
+        let (path, toml) = save_failure("js-corrected", &scenario);
+        panic!(
+            "js-corrected:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
+            scenario.seed,
+            path.display()
+        );
+    }
+}
+
 /// The properties named in a failure message (`VIOLATED <name> at …` lines).
 fn named_in(report: &str) -> BTreeSet<Property> {
     Property::ALL

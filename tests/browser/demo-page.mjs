@@ -20,8 +20,8 @@ try {
   await page.waitForFunction(() => document.querySelector('#status').textContent.includes('streams via'), null, { timeout: 10000 });
 
   const lastBot = () => page.evaluate(() => [...document.querySelectorAll('.bubble.bot')].pop()?.textContent ?? null);
-  const send = async (text, fault, until) => {
-    await page.selectOption('#policy', 'corrected');
+  const send = async (text, fault, until, policy = 'corrected') => {
+    await page.selectOption('#policy', policy);
     await page.selectOption('#fault', fault);
     await page.fill('#input', text);
     await page.click('button[type=submit]');
@@ -34,7 +34,17 @@ try {
   const fallback = await lastBot();
   const log = await page.evaluate(() => document.querySelector('#log').textContent);
   await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
-  console.log(JSON.stringify({ streamed, fallback, log, errors }));
+
+  // widgets/corrected/widget.js, imported unchanged by a fresh page.
+  await page.goto(process.env.DEMO_URL);
+  await page.waitForFunction(() => document.querySelector('#status').textContent.includes('streams via'), null, { timeout: 10000 });
+  await send('Hello', 'none', 'end: answer complete', 'js-corrected');
+  const jsStreamed = await lastBot();
+  await send('What do you do?', 'network-drop', 'fallback answer shown', 'js-corrected');
+  const jsFallback = await lastBot();
+  const jsBots = await page.evaluate(() => [...document.querySelectorAll('.bubble.bot')].map((b) => b.textContent));
+  const jsLog = await page.evaluate(() => document.querySelector('#log').textContent);
+  console.log(JSON.stringify({ streamed, fallback, log, errors, js: { streamed: jsStreamed, fallback: jsFallback, bots: jsBots, log: jsLog } }));
 } finally {
   await browser.close();
 }

@@ -68,7 +68,7 @@ impl JobResult {
     pub fn passed(&self) -> bool {
         self.error.is_none()
             && !self.snapshot.as_ref().is_some_and(|s| s.verdict.failed())
-            && (self.job.policy != Policy::Corrected || self.violations.is_empty())
+            && (!self.job.policy.judged() || self.violations.is_empty())
     }
 
     /// One word or phrase for the table.

@@ -17,7 +17,7 @@ use super::{
     ConfigState, ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Mode, ReqId, SessionCtx,
     Source, Sources, Terminal, chat_body, decide, note, quote, stream_params,
 };
-use crate::eventsource::{ErrorReason, EsAction, ReadyState};
+use crate::eventsource::{EsAction, ReadyState};
 use picasso_core::wire::{ChatResponse, Code, StreamFrame};
 use std::collections::BTreeMap;
 
@@ -103,9 +103,10 @@ impl Corrected {
             Input::StreamResponse { .. }
             | Input::StreamBody { .. }
             | Input::StreamEnd { .. }
-            | Input::StreamNetworkError { .. } => {
-                if let Some((conn, actions)) = self.sources.feed(now_ms, &input) {
-                    for a in actions {
+            | Input::StreamNetworkError { .. }
+            | Input::StreamCorsError { .. } => {
+                if let Some(conn) = self.sources.feed(now_ms, &input) {
+                    while let Some(a) = self.sources.pull(conn) {
                         self.on_es_action(now_ms, conn, a, &mut out);
                     }
                 }
@@ -261,10 +262,7 @@ impl Corrected {
                     self.on_frame(now_ms, &id, conn, &data, out);
                 }
             }
-            EsAction::Error {
-                ready_state,
-                reason,
-            } => self.on_error(now_ms, &id, conn, ready_state, reason, out),
+            EsAction::Error { ready_state } => self.on_error(now_ms, &id, conn, ready_state, out),
         }
     }
 
@@ -318,7 +316,9 @@ impl Corrected {
                     format!("unparseable frame ignored: {}", quote(data)),
                 ));
                 if m.malformed >= MAX_MALFORMED {
-                    self.close_and_fall_back(now_ms, id, conn, Code::Stream003, out);
+                    // A stream that fails: STREAM_003 is the server's "invalid
+                    // parameters", not something this page could tell.
+                    self.close_and_fall_back(now_ms, id, conn, Code::Stream001, out);
                 }
             }
         }
@@ -330,7 +330,6 @@ impl Corrected {
         id: &str,
         conn: ConnId,
         ready_state: ReadyState,
-        reason: ErrorReason,
         out: &mut Vec<Effect>,
     ) {
         let s = self.ctx.settings;
@@ -360,18 +359,18 @@ impl Corrected {
             };
             out.push(note(
                 Some(id),
-                format!("{reason}: resuming after {last_id}"),
+                format!("onerror (CONNECTING): resuming after {last_id}"),
             ));
             return;
         }
-        let code = match (&m.state, &reason) {
-            (_, ErrorReason::Status(403)) => Code::Stream002,
-            (_, ErrorReason::Status(400 | 414)) => Code::Stream003,
-            _ => Code::Stream001,
-        };
+        // A page sees only `error` and a readyState, never the status behind it: every
+        // stream failure is the document's STREAM_001 ("EventSource connection failed").
+        // The server's own code (STREAM_002, STREAM_003, RATE_LIMITED …) stays in the
+        // gateway's response, logs and metrics.
+        let code = Code::Stream001;
         out.push(note(
             Some(id),
-            format!("onerror ({reason}, {}): {code}", ready_state.as_str()),
+            format!("onerror ({}): {code}", ready_state.as_str()),
         ));
         self.close_and_fall_back(now_ms, id, conn, code, out);
     }
@@ -506,8 +505,10 @@ impl Corrected {
     }
 
     fn on_timer(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        for (conn, a) in self.sources.due(now_ms) {
-            self.on_es_action(now_ms, conn, a, out);
+        for conn in self.sources.due(now_ms) {
+            while let Some(a) = self.sources.pull(conn) {
+                self.on_es_action(now_ms, conn, a, out);
+            }
         }
         let ids: Vec<String> = self.order.clone();
         for id in ids {
@@ -568,6 +569,8 @@ impl Corrected {
                 State::Retrying { .. } => {}
             }
             let m = self.msgs.get_mut(&id).expect("listed");
+            // The bubble holds what streamed so far when the page goes.
+            m.rec.final_text = m.buffer.clone();
             m.rec.finish(now_ms, Terminal::Cancelled);
             m.state = State::Done;
             out.push(note(Some(&id), "cancelled: the page closed"));

@@ -96,9 +96,10 @@ impl Hook {
             Input::StreamResponse { .. }
             | Input::StreamBody { .. }
             | Input::StreamEnd { .. }
-            | Input::StreamNetworkError { .. } => {
-                if let Some((conn, actions)) = self.sources.feed(now_ms, &input) {
-                    for a in actions {
+            | Input::StreamNetworkError { .. }
+            | Input::StreamCorsError { .. } => {
+                if let Some(conn) = self.sources.feed(now_ms, &input) {
+                    while let Some(a) = self.sources.pull(conn) {
                         self.on_es_action(now_ms, conn, a, &mut out);
                     }
                 }
@@ -108,8 +109,10 @@ impl Hook {
             } => self.on_post(now_ms, req, Some((status, body)), &mut out),
             Input::PostNetworkError { req } => self.on_post(now_ms, req, None, &mut out),
             Input::Timer => {
-                for (conn, a) in self.sources.due(now_ms) {
-                    self.on_es_action(now_ms, conn, a, &mut out);
+                for conn in self.sources.due(now_ms) {
+                    while let Some(a) = self.sources.pull(conn) {
+                        self.on_es_action(now_ms, conn, a, &mut out);
+                    }
                 }
             }
             Input::Unmount => {
@@ -225,22 +228,19 @@ impl Hook {
                     self.on_message(now_ms, &msg, &data, out);
                 }
             }
-            EsAction::Error {
-                ready_state,
-                reason,
-            } => {
+            EsAction::Error { ready_state } => {
                 let transient = ready_state == ReadyState::Connecting;
                 if self.naive && transient {
                     out.push(note(
                         Some(&msg),
-                        format!("onerror ({reason}, CONNECTING): ignored as transient; the browser reconnects"),
+                        "onerror (CONNECTING): ignored as transient; the browser reconnects",
                     ));
                     return;
                 }
                 out.push(note(
                     Some(&msg),
                     format!(
-                        "console.error('Streaming error') ({reason}, {})",
+                        "console.error('Streaming error') ({})",
                         ready_state.as_str()
                     ),
                 ));

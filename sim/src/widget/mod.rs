@@ -19,6 +19,7 @@
 pub mod corrected;
 pub mod decide;
 pub mod hook;
+pub mod js;
 
 use crate::eventsource::{EsAction, EventSource, ReadyState};
 use picasso_core::scenario::WidgetSettings;
@@ -34,6 +35,9 @@ pub enum Policy {
     NaiveFix,
     /// The corrected per-message state machine (§B.7).
     Corrected,
+    /// A widget written in JavaScript ([`js`]), loaded with [`js::register`]; judged
+    /// like `Corrected`.
+    Js(js::JsWidgetId),
 }
 
 impl Policy {
@@ -46,7 +50,14 @@ impl Policy {
             Policy::AsWritten => "as-written",
             Policy::NaiveFix => "naive-fix",
             Policy::Corrected => "corrected",
+            Policy::Js(id) => id.name(),
         }
+    }
+
+    /// Whether a broken invariant fails the job: the corrected policy and every
+    /// JavaScript widget (the other two show the document's defects by design).
+    pub fn judged(self) -> bool {
+        matches!(self, Policy::Corrected | Policy::Js(_))
     }
 
     /// Parses [`Policy::name`].
@@ -118,6 +129,12 @@ pub enum Input {
     },
     /// The stream request failed before any response.
     StreamNetworkError {
+        /// Which `EventSource`.
+        conn: ConnId,
+    },
+    /// The stream's response failed the CORS check: the page learns nothing of it but
+    /// a fatal `error`.
+    StreamCorsError {
         /// Which `EventSource`.
         conn: ConnId,
     },
@@ -338,6 +355,8 @@ pub enum Widget {
     Hook(Box<hook::Hook>),
     /// Corrected.
     Corrected(Box<corrected::Corrected>),
+    /// JavaScript.
+    Js(Box<js::JsWidget>),
 }
 
 impl Widget {
@@ -347,6 +366,7 @@ impl Widget {
             Policy::AsWritten => Widget::Hook(Box::new(hook::Hook::new(ctx, false))),
             Policy::NaiveFix => Widget::Hook(Box::new(hook::Hook::new(ctx, true))),
             Policy::Corrected => Widget::Corrected(Box::new(corrected::Corrected::new(ctx))),
+            Policy::Js(id) => Widget::Js(Box::new(js::JsWidget::new(id, ctx))),
         };
         (widget, vec![Effect::LoadConfig])
     }
@@ -356,6 +376,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.step(now_ms, input),
             Widget::Corrected(c) => c.step(now_ms, input),
+            Widget::Js(j) => j.step(now_ms, input),
         }
     }
 
@@ -364,6 +385,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.next_deadline(),
             Widget::Corrected(c) => c.next_deadline(),
+            Widget::Js(j) => j.next_deadline(),
         }
     }
 
@@ -373,6 +395,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.busy(),
             Widget::Corrected(c) => c.busy(),
+            Widget::Js(j) => j.busy(),
         }
     }
 
@@ -386,6 +409,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.leaks(),
             Widget::Corrected(c) => c.leaks(),
+            Widget::Js(j) => j.leaks(),
         }
     }
 
@@ -394,6 +418,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.records(),
             Widget::Corrected(c) => c.records(),
+            Widget::Js(j) => j.records(),
         }
     }
 
@@ -402,6 +427,7 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.metrics.clone(),
             Widget::Corrected(c) => c.metrics.clone(),
+            Widget::Js(j) => j.metrics.clone(),
         }
     }
 
@@ -410,6 +436,7 @@ impl Widget {
         let state = match self {
             Widget::Hook(h) => &h.config_state,
             Widget::Corrected(c) => &c.config_state,
+            Widget::Js(j) => &j.config_state,
         };
         state.as_ref().is_some_and(|s| s.config.is_some())
     }
@@ -419,6 +446,16 @@ impl Widget {
         match self {
             Widget::Hook(h) => h.config_state.is_some(),
             Widget::Corrected(c) => c.config_state.is_some(),
+            Widget::Js(j) => j.config_state.is_some(),
+        }
+    }
+
+    /// Why the widget's code stopped for good (a JavaScript error or an exhausted
+    /// instruction budget), if it did.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Widget::Js(j) => j.failure().map(str::to_owned),
+            _ => None,
         }
     }
 }
@@ -462,34 +499,39 @@ impl Sources {
             .min()
     }
 
-    /// Feeds a network input to the right `EventSource`.
-    pub(crate) fn feed(&mut self, now_ms: u64, input: &Input) -> Option<(ConnId, Vec<EsAction>)> {
-        let (conn, actions) = match input {
+    /// Feeds a network input to the right `EventSource`; the actions it queued are then
+    /// pulled one at a time with [`Sources::pull`].
+    pub(crate) fn feed(&mut self, now_ms: u64, input: &Input) -> Option<ConnId> {
+        match input {
             Input::StreamResponse {
                 conn,
                 status,
                 content_type,
-            } => (
-                *conn,
-                self.es(*conn)?
-                    .on_response(*status, content_type.as_deref()),
-            ),
-            Input::StreamBody { conn, bytes } => (*conn, self.es(*conn)?.on_body(bytes)),
-            Input::StreamEnd { conn, clean } => {
-                (*conn, self.es(*conn)?.on_body_end(now_ms, *clean))
-            }
-            Input::StreamNetworkError { conn } => (*conn, self.es(*conn)?.on_network_error(now_ms)),
+            } => self
+                .es(*conn)?
+                .on_response(*status, content_type.as_deref()),
+            Input::StreamBody { conn, bytes } => self.es(*conn)?.on_body(bytes),
+            Input::StreamEnd { conn, .. } => self.es(*conn)?.on_body_end(now_ms),
+            Input::StreamNetworkError { conn } => self.es(*conn)?.on_network_error(now_ms),
+            Input::StreamCorsError { conn } => self.es(*conn)?.on_cors_failure(),
             _ => return None,
-        };
-        Some((conn, actions))
+        }
+        Some(input_conn(input))
     }
 
-    /// Reconnects that fall due at `now_ms`.
-    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<(ConnId, EsAction)> {
+    /// The next action of `conn` to dispatch: pulled one at a time, so a `close()` in a
+    /// handler stops the rest.
+    pub(crate) fn pull(&mut self, conn: ConnId) -> Option<EsAction> {
+        self.es(conn)?.next_action()
+    }
+
+    /// The sources whose reconnect falls due at `now_ms` (their `Fetch` is queued).
+    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<ConnId> {
         let mut out = Vec::new();
         for (conn, (es, _)) in self.map.iter_mut() {
-            for a in es.on_timer(now_ms) {
-                out.push((*conn, a));
+            if es.next_deadline().is_some_and(|d| d <= now_ms) {
+                es.on_timer(now_ms);
+                out.push(*conn);
             }
         }
         out
@@ -501,6 +543,17 @@ impl Sources {
 
     pub(crate) fn message_of(&self, conn: ConnId) -> Option<&str> {
         self.map.get(&conn).map(|(_, m)| m.as_str())
+    }
+}
+
+fn input_conn(input: &Input) -> ConnId {
+    match input {
+        Input::StreamResponse { conn, .. }
+        | Input::StreamBody { conn, .. }
+        | Input::StreamEnd { conn, .. }
+        | Input::StreamNetworkError { conn }
+        | Input::StreamCorsError { conn } => *conn,
+        _ => 0,
     }
 }
 

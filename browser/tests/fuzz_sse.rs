@@ -14,8 +14,8 @@
 //!
 //! Cases: `PICASSO_FUZZ_CASES` (default 1000); `PROPTEST_RNG_SEED` replays a run.
 
+use picasso_browser::sse_parser::{Parser, SseEvent, SseItem, parse_all};
 use picasso_core::wire::StreamFrame;
-use picasso_simulator::sse_parser::{Parser, SseEvent, SseItem, parse_all};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
@@ -88,8 +88,13 @@ fn reference(body: &[u8], initial_id: &str) -> (Vec<SseItem>, String) {
                 data.push('\n');
             }
             "id" if !value.contains('\0') => id_buffer = value.to_owned(),
-            "retry" if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) => {
-                out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
+            // Chromium's rules: an empty value resets the delay to the default; digits
+            // set it; digits too large for a u64 set nothing.
+            "retry" if value.is_empty() => out.push(SseItem::Retry(None)),
+            "retry" if value.chars().all(|c| c.is_ascii_digit()) => {
+                if let Ok(ms) = value.parse() {
+                    out.push(SseItem::Retry(Some(ms)));
+                }
             }
             _ => {}
         }

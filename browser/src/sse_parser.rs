@@ -7,7 +7,10 @@
 //!   next byte to know whether an LF belongs to it;
 //! - a blank line dispatches; `:` starts a comment; `field: value` loses one leading space;
 //! - `id` persists across events until set again (a value with U+0000 is ignored);
-//! - `retry` takes ASCII digits only;
+//! - `retry` takes ASCII digits only; an empty `retry:` resets the reconnection time to
+//!   the browser's default, and a number too large to parse is ignored (Chromium's
+//!   `event_source_parser.cc`: `OnReconnectionTimeSet(kDefaultReconnectDelay)` for an
+//!   empty value, `ToUInt64Strict` failing for an overflow);
 //! - at the end of the body, an event without its blank line is discarded.
 //!
 //! Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence) and decoded
@@ -18,8 +21,9 @@
 pub enum SseItem {
     /// A dispatched event.
     Event(SseEvent),
-    /// A valid `retry:` field: the new reconnection time in milliseconds.
-    Retry(u64),
+    /// A valid `retry:` field: the new reconnection time in milliseconds, or `None` for
+    /// an empty `retry:`, which resets it to the browser's default.
+    Retry(Option<u64>),
 }
 
 /// One dispatched event.
@@ -143,9 +147,13 @@ impl Parser {
             }
             "event" => self.event_type = value.to_owned(),
             "id" if !value.contains('\0') => self.id_buffer = value.to_owned(),
-            // Digits only, so the one parse failure left is overflow: saturate.
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
+            "retry" if value.is_empty() => out.push(SseItem::Retry(None)),
+            // Digits only, so the one parse failure left is overflow: ignored, as
+            // Chromium's strict parse fails and sets nothing.
+            "retry" if value.bytes().all(|b| b.is_ascii_digit()) => {
+                if let Ok(ms) = value.parse() {
+                    out.push(SseItem::Retry(Some(ms)));
+                }
             }
             _ => {}
         }
@@ -255,10 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn empty_retry_resets_and_an_overflowing_one_is_ignored() {
+        // Chromium: an empty value sets the default delay; a value ToUInt64Strict
+        // cannot parse sets nothing (it used to saturate to u64::MAX here).
+        assert_eq!(parse_all(b"retry:\n"), [SseItem::Retry(None)]);
+        assert_eq!(parse_all(b"retry\n"), [SseItem::Retry(None)]);
+        assert!(parse_all(b"retry: 99999999999999999999999\n").is_empty());
+        assert_eq!(
+            parse_all(b"retry: 18446744073709551615\n"),
+            [SseItem::Retry(Some(u64::MAX))]
+        );
+    }
+
+    #[test]
     fn retry_digits_only() {
-        assert_eq!(parse_all(b"retry: 1000\n"), [SseItem::Retry(1000)]);
+        assert_eq!(parse_all(b"retry: 1000\n"), [SseItem::Retry(Some(1000))]);
         assert!(parse_all(b"retry: 1000x\n").is_empty());
-        assert!(parse_all(b"retry:\n").is_empty());
         assert!(parse_all(b"retry: -5\n").is_empty());
     }
 

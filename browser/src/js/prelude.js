@@ -1,0 +1,345 @@
+// The browser globals a widget may use, in virtual time, built on the native `__host`
+// functions of `page.rs`. Only what a page sees: an EventSource reports `error` with a
+// readyState and nothing else; a fetch Response carries the status, the body and the
+// headers CORS lets a cross-origin page read.
+(function (host, global) {
+  'use strict';
+
+  const fmt = (v) => {
+    if (typeof v === 'string') return v;
+    if (v instanceof Error) return `${v.name}: ${v.message}`;
+    if (v && typeof v === 'object' && typeof v.type === 'string' && v.target) {
+      return `[object ${v.constructor && v.constructor.name === 'ErrorEvent' ? 'ErrorEvent' : 'Event'}] ${v.type}`;
+    }
+    try {
+      const s = JSON.stringify(v);
+      return s === undefined ? String(v) : s;
+    } catch (e) {
+      return String(v);
+    }
+  };
+  const console = {};
+  for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
+    console[level] = (...args) => host.console(level, args.map(fmt).join(' '));
+  }
+  global.console = console;
+
+  // Virtual clock and seeded randomness: no wall time, no entropy leaks in.
+  Math.random = () => host.random();
+  const RealDate = Date;
+  class VirtualDate extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(host.now());
+      else super(...args);
+    }
+    static now() {
+      return host.now();
+    }
+  }
+  global.Date = VirtualDate;
+  global.performance = { now: () => host.now() - host.origin() };
+
+  // Timers: ids from the host, callbacks kept here.
+  const timers = new Map();
+  global.setTimeout = (fn, ms, ...args) => {
+    const id = host.setTimer(Math.max(0, Number(ms) || 0));
+    timers.set(id, { fn, args, every: null });
+    return id;
+  };
+  global.setInterval = (fn, ms, ...args) => {
+    const every = Math.max(1, Number(ms) || 0);
+    const id = host.setTimer(every);
+    timers.set(id, { fn, args, every });
+    return id;
+  };
+  global.clearTimeout = global.clearInterval = (id) => {
+    if (timers.delete(id)) host.clearTimer(id);
+  };
+  global.queueMicrotask = (fn) => {
+    Promise.resolve().then(fn);
+  };
+
+  // Events.
+  class Event {
+    constructor(type, init) {
+      this.type = type;
+      this.target = null;
+      Object.assign(this, init || {});
+    }
+  }
+  class MessageEvent extends Event {}
+  class EventTarget {
+    constructor() {
+      this._listeners = new Map();
+    }
+    addEventListener(type, fn) {
+      if (!this._listeners.has(type)) this._listeners.set(type, []);
+      const list = this._listeners.get(type);
+      if (!list.includes(fn)) list.push(fn);
+    }
+    removeEventListener(type, fn) {
+      const list = this._listeners.get(type);
+      if (list) {
+        const i = list.indexOf(fn);
+        if (i >= 0) list.splice(i, 1);
+      }
+    }
+    dispatchEvent(ev) {
+      ev.target = this;
+      ev.currentTarget = this;
+      const handler = this['on' + ev.type];
+      // Handler attributes run where they were first set; in practice widgets use one or
+      // the other, so the attribute runs first, then the listeners in order.
+      const fns = [];
+      if (typeof handler === 'function') fns.push(handler);
+      for (const fn of this._listeners.get(ev.type) || []) fns.push(fn);
+      for (const fn of fns) {
+        try {
+          fn.call(this, ev);
+        } catch (e) {
+          reportError(e);
+        }
+      }
+      return true;
+    }
+  }
+  // An exception in a handler goes to the page's error reporting, not to the caller.
+  const reportError = (e) => {
+    host.uncaught(e instanceof Error ? `${e.name}: ${e.message}` : fmt(e), (e && e.stack) || '');
+  };
+  global.reportError = reportError;
+  global.Event = Event;
+  global.MessageEvent = MessageEvent;
+  global.EventTarget = EventTarget;
+
+  // EventSource: the WHATWG model runs in Rust (`eventsource.rs`); this is its face.
+  const sources = new Map();
+  if (host.hasEventSource()) {
+    class EventSource extends EventTarget {
+      constructor(url) {
+        super();
+        this.url = String(url);
+        this.withCredentials = false;
+        this.onopen = null;
+        this.onmessage = null;
+        this.onerror = null;
+        this._id = host.esOpen(this.url);
+        sources.set(this._id, this);
+      }
+      get readyState() {
+        return host.esState(this._id);
+      }
+      close() {
+        host.esClose(this._id);
+      }
+    }
+    EventSource.CONNECTING = 0;
+    EventSource.OPEN = 1;
+    EventSource.CLOSED = 2;
+    Object.assign(EventSource.prototype, { CONNECTING: 0, OPEN: 1, CLOSED: 2 });
+    global.EventSource = EventSource;
+  }
+
+  // fetch, Response, Headers, AbortController.
+  class Headers {
+    constructor(init) {
+      this._m = new Map();
+      if (init) for (const [k, v] of Object.entries(init)) this._m.set(k.toLowerCase(), String(v));
+    }
+    get(name) {
+      const v = this._m.get(String(name).toLowerCase());
+      return v === undefined ? null : v;
+    }
+    has(name) {
+      return this._m.has(String(name).toLowerCase());
+    }
+  }
+  class Response {
+    constructor(status, headers, body, url) {
+      this.status = status;
+      this.ok = status >= 200 && status < 300;
+      this.headers = headers;
+      this.url = url;
+      this._body = body;
+      this.bodyUsed = false;
+    }
+    text() {
+      this.bodyUsed = true;
+      return Promise.resolve(this._body);
+    }
+    json() {
+      this.bodyUsed = true;
+      return new Promise((resolve) => resolve(JSON.parse(this._body)));
+    }
+  }
+  class AbortSignal extends EventTarget {
+    constructor() {
+      super();
+      this.aborted = false;
+      this.reason = undefined;
+      this.onabort = null;
+    }
+  }
+  class AbortController {
+    constructor() {
+      this.signal = new AbortSignal();
+    }
+    abort(reason) {
+      const s = this.signal;
+      if (s.aborted) return;
+      s.aborted = true;
+      s.reason = reason === undefined ? abortError() : reason;
+      s.dispatchEvent(new Event('abort'));
+    }
+  }
+  const abortError = () => {
+    const e = new Error('The operation was aborted.');
+    e.name = 'AbortError';
+    return e;
+  };
+  const fetches = new Map();
+  global.fetch = (input, init) => {
+    init = init || {};
+    const url = String(input);
+    const method = String(init.method || 'GET').toUpperCase();
+    const body = init.body === undefined || init.body === null ? null : String(init.body);
+    const signal = init.signal;
+    return new Promise((resolve, reject) => {
+      if (signal && signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const id = host.fetch(method, url, body);
+      const entry = { resolve, reject, url };
+      fetches.set(id, entry);
+      if (signal) {
+        signal.addEventListener('abort', () => {
+          if (fetches.delete(id)) {
+            host.fetchAbort(id);
+            reject(signal.reason);
+          }
+        });
+      }
+    });
+  };
+  global.Headers = Headers;
+  global.Response = Response;
+  global.AbortController = AbortController;
+  global.AbortSignal = AbortSignal;
+
+  // URL and URLSearchParams (QuickJS has neither): the parts widgets use.
+  const encode = (s) =>
+    encodeURIComponent(s).replace(/[!'()~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%20/g, '+');
+  const decode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
+  class URLSearchParams {
+    constructor(init) {
+      this._p = [];
+      if (typeof init === 'string') {
+        for (const part of init.replace(/^\?/, '').split('&')) {
+          if (!part) continue;
+          const i = part.indexOf('=');
+          this._p.push(i < 0 ? [decode(part), ''] : [decode(part.slice(0, i)), decode(part.slice(i + 1))]);
+        }
+      } else if (init && typeof init === 'object') {
+        const entries = Array.isArray(init) ? init : Object.entries(init);
+        for (const [k, v] of entries) this._p.push([String(k), String(v)]);
+      }
+    }
+    append(k, v) {
+      this._p.push([String(k), String(v)]);
+    }
+    set(k, v) {
+      this.delete(k);
+      this.append(k, v);
+    }
+    delete(k) {
+      this._p = this._p.filter(([n]) => n !== k);
+    }
+    get(k) {
+      const e = this._p.find(([n]) => n === k);
+      return e ? e[1] : null;
+    }
+    has(k) {
+      return this._p.some(([n]) => n === k);
+    }
+    *entries() {
+      yield* this._p;
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    toString() {
+      return this._p.map(([k, v]) => encode(k) + '=' + encode(v)).join('&');
+    }
+  }
+  class URL {
+    constructor(url, base) {
+      let s = String(url);
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(s)) {
+        if (base === undefined) throw new TypeError(`Invalid URL: ${s}`);
+        const b = new URL(base);
+        s = s.startsWith('/') ? b.origin + s : b.origin + b.pathname.replace(/[^/]*$/, '') + s;
+      }
+      const m = /^([a-z][a-z0-9+.-]*:)(?:\/\/([^/?#]*))?([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(s);
+      if (!m) throw new TypeError(`Invalid URL: ${s}`);
+      this.protocol = m[1].toLowerCase();
+      this.host = m[2] || '';
+      this.hostname = this.host.replace(/:\d+$/, '');
+      this.port = (/:(\d+)$/.exec(this.host) || [, ''])[1];
+      this.pathname = m[3] || '/';
+      this.search = m[4] && m[4] !== '?' ? m[4] : '';
+      this.hash = m[5] || '';
+      this.origin = this.host ? `${this.protocol}//${this.host}` : 'null';
+      this.searchParams = new URLSearchParams(this.search);
+    }
+    get href() {
+      const q = this.searchParams.toString();
+      return `${this.origin === 'null' ? this.protocol : this.origin}${this.pathname}${q ? '?' + q : ''}${this.hash}`;
+    }
+    toString() {
+      return this.href;
+    }
+  }
+  global.URL = URL;
+  global.URLSearchParams = URLSearchParams;
+  global.window = global;
+  global.self = global;
+
+  // What the host calls: one entry per kind of task.
+  global.__page = {
+    timer(id) {
+      const t = timers.get(id);
+      if (!t) return;
+      if (t.every === null) timers.delete(id);
+      else host.rearm(id, t.every);
+      try {
+        t.fn(...t.args);
+      } catch (e) {
+        reportError(e);
+      }
+    },
+    es(id, isMessage, type, data, lastEventId) {
+      const es = sources.get(id);
+      if (!es) return;
+      // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
+      // named event has no such attribute unless a script set one.
+      const ev = isMessage ? new MessageEvent(type, { data, lastEventId, origin: '' }) : new Event(type);
+      es.dispatchEvent(ev);
+    },
+    fetched(id, status, headers, body) {
+      const f = fetches.get(id);
+      if (!f) return;
+      fetches.delete(id);
+      f.resolve(new Response(status, new Headers(headers), body, f.url));
+    },
+    fetchFailed(id, message) {
+      const f = fetches.get(id);
+      if (!f) return;
+      fetches.delete(id);
+      f.reject(new TypeError(message));
+    },
+    pendingTimers() {
+      return timers.size;
+    },
+  };
+})(__host, globalThis);

@@ -1,0 +1,633 @@
+//! One page in virtual time: a fresh QuickJS realm with the browser globals of
+//! `js/prelude.js`, a React hooks shim for `import … from 'react'`, and the widget's
+//! modules. The page does no I/O and reads no clock: what it asks of the network comes
+//! out as [`Request`]s, what the network did goes in through the `deliver_*` methods,
+//! and the time is whatever the caller says it is.
+//!
+//! Every entry into JavaScript is one browser task: the call, then the microtask queue
+//! drained, as a browser drains it after each task. Each task gets the same instruction
+//! budget: QuickJS calls the interrupt handler every few thousand bytecode operations, and
+//! a task that uses up its budget is stopped (not catchable by `try`) and the page fails
+//! with [`PageError::Budget`]. A widget entry point that throws (or whose promise
+//! rejects) fails the page with the error and its JavaScript stack; an exception inside
+//! an event handler is the page's "uncaught error", reported and survived, as in a browser.
+
+use crate::eventsource::{EsAction, EventSource, ReadyState};
+use crate::modules::WidgetSource;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rquickjs::{Context, Ctx, Function, Object, Runtime, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const PRELUDE: &str = include_str!("js/prelude.js");
+
+/// The wall-clock epoch a page's `Date.now()` starts from (2026-01-01T00:00:00Z), so
+/// dates look like dates; virtual time is added to it.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// Interrupt-handler calls a task may use (QuickJS calls it about every 10,000
+/// bytecode operations, so this is on the order of 10⁸ operations): far above what a
+/// widget needs for one event, low enough that `while (true) {}` stops in well under a
+/// second.
+pub const DEFAULT_BUDGET: u64 = 10_000;
+
+/// What a page asks the outside world to do, or tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// An `EventSource` starts a GET (the first one or a reconnect).
+    OpenStream {
+        /// The `EventSource`.
+        es: u32,
+        /// The URL as the script gave it.
+        url: String,
+        /// `Last-Event-ID`, when the last event ID string is not empty.
+        last_event_id: Option<String>,
+    },
+    /// `close()` on an `EventSource` whose fetch was running.
+    AbortStream {
+        /// The `EventSource`.
+        es: u32,
+    },
+    /// `fetch(url, {method, body})`.
+    Fetch {
+        /// The fetch.
+        id: u32,
+        /// The method, upper case.
+        method: String,
+        /// The URL.
+        url: String,
+        /// The body, if any.
+        body: Option<String>,
+    },
+    /// The fetch's `AbortController` fired.
+    AbortFetch {
+        /// The fetch.
+        id: u32,
+    },
+    /// `console.*`.
+    Console {
+        /// `log`, `info`, `warn`, `error`, `debug`.
+        level: String,
+        /// The arguments, formatted and joined by spaces.
+        text: String,
+    },
+    /// An exception escaped an event handler or timer callback (the page survives).
+    Uncaught {
+        /// `Name: message`.
+        message: String,
+        /// The JavaScript stack (file:line:column per frame).
+        stack: String,
+    },
+    /// A report through the adapter contract (`host.render`, `host.settle`, …).
+    Report {
+        /// Which report.
+        kind: String,
+        /// Its arguments, as JSON.
+        args: String,
+    },
+}
+
+/// Why a page stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// A module could not be read, resolved or compiled, or an entry point is missing.
+    #[error("{0}")]
+    Load(String),
+    /// A widget entry point threw, or its promise rejected.
+    #[error("{message}\n{stack}")]
+    Thrown {
+        /// `Name: message`.
+        message: String,
+        /// The JavaScript stack.
+        stack: String,
+    },
+    /// A task ran past its instruction budget (an endless loop, most likely).
+    #[error(
+        "instruction budget exhausted in {task}: the script ran for more than {budget} interrupt checks (~{budget}0,000 operations) without returning; an endless loop?"
+    )]
+    Budget {
+        /// The task that was stopped.
+        task: String,
+        /// The budget.
+        budget: u64,
+    },
+}
+
+/// How a page is set up.
+#[derive(Debug, Clone)]
+pub struct PageOptions {
+    /// The seed of `Math.random`.
+    pub random: ChaCha8Rng,
+    /// Whether the browser has `EventSource` (`typeof EventSource === 'undefined'` if not).
+    pub event_source: bool,
+    /// The browser's default reconnection time.
+    pub reconnect_ms: u64,
+    /// Virtual time when the page opens.
+    pub now_ms: u64,
+    /// Interrupt-handler calls per task.
+    pub budget: u64,
+}
+
+/// What the native functions share with the page.
+#[derive(Debug)]
+struct State {
+    now_ms: u64,
+    opened_ms: u64,
+    random: ChaCha8Rng,
+    event_source: bool,
+    reconnect_ms: u64,
+    /// Ids of timers, `EventSource`s and fetches, each counted on its own from 1, so a
+    /// widget's ids do not shift when another kind is added.
+    next_timer: u32,
+    next_es: u32,
+    next_fetch: u32,
+    /// Pending timers: id → when due.
+    timers: BTreeMap<u32, u64>,
+    sources: BTreeMap<u32, EventSource>,
+    /// Each `EventSource`'s URL (a reconnect fetches it again).
+    urls: BTreeMap<u32, String>,
+    out: Vec<Request>,
+    fatal: Option<PageError>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One simulated page.
+pub struct Page {
+    // The context must drop before the runtime.
+    ctx: Context,
+    _rt: Runtime,
+    state: Shared,
+    ticks: Arc<AtomicU64>,
+    interrupted: Arc<AtomicBool>,
+    budget: u64,
+}
+
+impl std::fmt::Debug for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page").finish_non_exhaustive()
+    }
+}
+
+impl Page {
+    /// A fresh realm with the globals, the widget's modules loaded, and
+    /// `createWidget(host)` called with `host_js`, a JavaScript expression for the host
+    /// object (it may use `__report(kind, ...args)`).
+    pub fn open(
+        source: &WidgetSource,
+        options: PageOptions,
+        host_js: &str,
+    ) -> Result<Page, PageError> {
+        let rt = Runtime::new().map_err(|e| PageError::Load(format!("QuickJS runtime: {e}")))?;
+        rt.set_memory_limit(64 << 20);
+        rt.set_max_stack_size(1 << 20);
+        let (resolver, loader) = source.loader();
+        rt.set_loader(resolver, loader);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        {
+            let ticks = ticks.clone();
+            let interrupted = interrupted.clone();
+            let budget = options.budget;
+            rt.set_interrupt_handler(Some(Box::new(move || {
+                let stop = ticks.fetch_add(1, Ordering::Relaxed) >= budget;
+                if stop {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
+                stop
+            })));
+        }
+        let ctx =
+            Context::full(&rt).map_err(|e| PageError::Load(format!("QuickJS context: {e}")))?;
+        let state = Arc::new(Mutex::new(State {
+            now_ms: options.now_ms,
+            opened_ms: options.now_ms,
+            random: options.random,
+            event_source: options.event_source,
+            reconnect_ms: options.reconnect_ms,
+            next_timer: 0,
+            next_es: 0,
+            next_fetch: 0,
+            timers: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            urls: BTreeMap::new(),
+            out: Vec::new(),
+            fatal: None,
+        }));
+        let page = Page {
+            ctx,
+            _rt: rt,
+            state,
+            ticks,
+            interrupted,
+            budget: options.budget,
+        };
+        page.ctx
+            .with(|ctx| install_host(&ctx, &page.state))
+            .map_err(|e| PageError::Load(format!("host functions: {e}")))?;
+        page.task("the prelude", |ctx| ctx.eval::<(), _>(PRELUDE))?;
+        let entry = source.entry_name().to_owned();
+        let boot = format!(
+            "globalThis.__report = (kind, ...args) => __host.report(kind, JSON.stringify(args));\n\
+             import({entry:?}).then((m) => {{\n\
+               const create = m.createWidget || (m.default && m.default.createWidget) || m.default;\n\
+               if (typeof create !== 'function') throw new TypeError('{entry} exports no createWidget(host)');\n\
+               globalThis.__widget = create({host_js});\n\
+             }}).catch((e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || ''));"
+        );
+        page.task("loading the widget", |ctx| ctx.eval::<(), _>(boot))?;
+        page.check()?;
+        Ok(page)
+    }
+
+    /// Calls `widget[method](...args)`; `args_json` is a JSON array. A throw or a
+    /// rejected promise fails the page.
+    pub fn call_widget(&self, method: &str, args_json: &str) -> Result<(), PageError> {
+        let script = format!(
+            "(() => {{ const w = globalThis.__widget; if (!w || typeof w[{method:?}] !== 'function') return;\n\
+               const fail = (e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || '');\n\
+               try {{ const r = w[{method:?}](...{args_json}); if (r && typeof r.then === 'function') r.then(undefined, fail); }}\n\
+               catch (e) {{ fail(e); }} }})()"
+        );
+        self.task(&format!("widget.{method}()"), |ctx| {
+            ctx.eval::<(), _>(script)
+        })?;
+        self.check()
+    }
+
+    /// Whether the page has failed, and why.
+    pub fn failure(&self) -> Option<PageError> {
+        lock(&self.state).fatal.clone()
+    }
+
+    /// Takes what the page asked for since the last call.
+    pub fn take_requests(&self) -> Vec<Request> {
+        std::mem::take(&mut lock(&self.state).out)
+    }
+
+    /// Sets the virtual clock (never backwards).
+    pub fn set_now(&self, now_ms: u64) {
+        let mut s = lock(&self.state);
+        s.now_ms = s.now_ms.max(now_ms);
+    }
+
+    /// The earliest pending timer or `EventSource` reconnect.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let s = lock(&self.state);
+        let timer = s.timers.values().min().copied();
+        let es = s
+            .sources
+            .values()
+            .filter_map(EventSource::next_deadline)
+            .min();
+        [timer, es].into_iter().flatten().min()
+    }
+
+    /// Pending timers.
+    pub fn pending_timers(&self) -> usize {
+        lock(&self.state).timers.len()
+    }
+
+    /// `EventSource`s not CLOSED.
+    pub fn open_event_sources(&self) -> usize {
+        lock(&self.state)
+            .sources
+            .values()
+            .filter(|es| es.ready_state() != ReadyState::Closed)
+            .count()
+    }
+
+    /// Runs every timer and reconnect due by `now_ms`, earliest first (ties by creation).
+    pub fn run_due(&self, now_ms: u64) -> Result<(), PageError> {
+        loop {
+            self.check()?;
+            let next = {
+                let s = lock(&self.state);
+                let timer = s
+                    .timers
+                    .iter()
+                    .filter(|(_, at)| **at <= now_ms)
+                    .min_by_key(|(id, at)| (**at, **id))
+                    .map(|(id, at)| (*at, *id));
+                let es = s
+                    .sources
+                    .iter()
+                    .filter_map(|(id, es)| es.next_deadline().map(|at| (at, *id)))
+                    .filter(|(at, _)| *at <= now_ms)
+                    .min();
+                match (timer, es) {
+                    (Some(t), Some(e)) if e.0 < t.0 => Some((e.0, false, e.1)),
+                    (Some(t), _) => Some((t.0, true, t.1)),
+                    (None, Some(e)) => Some((e.0, false, e.1)),
+                    (None, None) => None,
+                }
+            };
+            // Each task runs at its own due time, so a callback sees the time it was due.
+            if let Some((at, _, _)) = next {
+                self.set_now(at);
+            }
+            match next.map(|(_, timer, id)| (timer, id)) {
+                None => {
+                    self.set_now(now_ms);
+                    return Ok(());
+                }
+                Some((true, id)) => {
+                    lock(&self.state).timers.remove(&id);
+                    self.task("a timer", |ctx| page_fn(ctx, "timer")?.call::<_, ()>((id,)))?;
+                }
+                Some((false, es)) => {
+                    let mut s = lock(&self.state);
+                    let now = s.now_ms;
+                    if let Some(model) = s.sources.get_mut(&es) {
+                        model.on_timer(now);
+                    }
+                    drop(s);
+                    self.dispatch(es)?;
+                }
+            }
+        }
+    }
+
+    /// A stream's response headers (after the CORS check passed).
+    pub fn deliver_stream_response(
+        &self,
+        es: u32,
+        status: u16,
+        content_type: Option<&str>,
+    ) -> Result<(), PageError> {
+        self.with_es(es, |m| m.on_response(status, content_type))
+    }
+
+    /// Stream body bytes.
+    pub fn deliver_stream_body(&self, es: u32, bytes: &[u8]) -> Result<(), PageError> {
+        self.with_es(es, |m| m.on_body(bytes))
+    }
+
+    /// The stream body ended (cleanly or not: the page cannot tell).
+    pub fn deliver_stream_end(&self, es: u32) -> Result<(), PageError> {
+        let now = lock(&self.state).now_ms;
+        self.with_es(es, |m| m.on_body_end(now))
+    }
+
+    /// The stream request failed before any response.
+    pub fn deliver_stream_network_error(&self, es: u32) -> Result<(), PageError> {
+        let now = lock(&self.state).now_ms;
+        self.with_es(es, |m| m.on_network_error(now))
+    }
+
+    /// The stream response failed the CORS check.
+    pub fn deliver_stream_cors_error(&self, es: u32) -> Result<(), PageError> {
+        self.with_es(es, EventSource::on_cors_failure)
+    }
+
+    /// A fetch's response: status, the headers the page may read, the body.
+    pub fn deliver_fetch_response(
+        &self,
+        id: u32,
+        status: u16,
+        headers: &BTreeMap<String, String>,
+        body: &str,
+    ) -> Result<(), PageError> {
+        let headers_json = serde_json::to_string(headers).unwrap_or_else(|_| "{}".into());
+        self.task("a fetch response", |ctx| {
+            let headers: Value = ctx.json_parse(headers_json)?;
+            page_fn(ctx, "fetched")?.call::<_, ()>((id, status, headers, body))
+        })
+    }
+
+    /// A fetch failed (network error, CORS): the promise rejects with a `TypeError`.
+    pub fn deliver_fetch_failure(&self, id: u32, message: &str) -> Result<(), PageError> {
+        self.task("a fetch failure", |ctx| {
+            page_fn(ctx, "fetchFailed")?.call::<_, ()>((id, message))
+        })
+    }
+
+    fn with_es(&self, es: u32, f: impl FnOnce(&mut EventSource)) -> Result<(), PageError> {
+        let exists = match lock(&self.state).sources.get_mut(&es) {
+            Some(model) => {
+                f(model);
+                true
+            }
+            None => false,
+        };
+        if exists { self.dispatch(es) } else { Ok(()) }
+    }
+
+    /// Dispatches what `es` queued, one event per task; a `close()` in a handler empties
+    /// the queue, so nothing after it is dispatched.
+    fn dispatch(&self, es: u32) -> Result<(), PageError> {
+        loop {
+            self.check()?;
+            let action = {
+                let mut s = lock(&self.state);
+                let Some(action) = s.sources.get_mut(&es).and_then(EventSource::next_action) else {
+                    return Ok(());
+                };
+                if let EsAction::Fetch { last_event_id } = action {
+                    let url = s.urls.get(&es).cloned().unwrap_or_default();
+                    s.out.push(Request::OpenStream {
+                        es,
+                        url,
+                        last_event_id,
+                    });
+                    continue;
+                }
+                action
+            };
+            // (is a MessageEvent, type, data, lastEventId)
+            let (message, kind, data, id) = match action {
+                EsAction::Open => (false, "open".to_owned(), String::new(), String::new()),
+                EsAction::Error { .. } => (false, "error".to_owned(), String::new(), String::new()),
+                EsAction::Message {
+                    event_type,
+                    data,
+                    last_event_id,
+                } => (true, event_type, data, last_event_id),
+                EsAction::Fetch { .. } => continue,
+            };
+            self.task("an EventSource event", |ctx| {
+                page_fn(ctx, "es")?.call::<_, ()>((es, message, kind, data, id))
+            })?;
+        }
+    }
+
+    fn check(&self) -> Result<(), PageError> {
+        match lock(&self.state).fatal.clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One task: the call, then the microtasks, within the budget.
+    fn task<F>(&self, what: &str, f: F) -> Result<(), PageError>
+    where
+        F: for<'js> FnOnce(&Ctx<'js>) -> rquickjs::Result<()>,
+    {
+        self.check()?;
+        self.ticks.store(0, Ordering::Relaxed);
+        self.interrupted.store(false, Ordering::Relaxed);
+        let result = self.ctx.with(|ctx| {
+            let r = f(&ctx).map_err(|e| describe(&ctx, e));
+            // Microtasks: drained after every task, with the same budget.
+            while r.is_ok()
+                && !self.interrupted.load(Ordering::Relaxed)
+                && ctx.execute_pending_job()
+            {}
+            r
+        });
+        if self.interrupted.load(Ordering::Relaxed) {
+            let e = PageError::Budget {
+                task: what.to_owned(),
+                budget: self.budget,
+            };
+            lock(&self.state).fatal = Some(e.clone());
+            return Err(e);
+        }
+        if let Err((message, stack)) = result {
+            let e = PageError::Thrown { message, stack };
+            lock(&self.state).fatal = Some(e.clone());
+            return Err(e);
+        }
+        self.check()
+    }
+}
+
+fn page_fn<'js>(ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+    ctx.globals().get::<_, Object>("__page")?.get(name)
+}
+
+/// The message and stack of what a call threw.
+fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> (String, String) {
+    if !matches!(e, rquickjs::Error::Exception) {
+        return (e.to_string(), String::new());
+    }
+    let v = ctx.catch();
+    match v.as_object() {
+        Some(o) => {
+            let name: String = o.get("name").unwrap_or_else(|_| "Error".into());
+            let message: String = o.get("message").unwrap_or_default();
+            let stack: String = o.get("stack").unwrap_or_default();
+            (format!("{name}: {message}"), stack)
+        }
+        None => (
+            v.as_string()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_else(|| format!("{v:?}")),
+            String::new(),
+        ),
+    }
+}
+
+/// The native `__host` object the prelude builds the globals on.
+fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
+    let host = Object::new(ctx.clone())?;
+    macro_rules! native {
+        ($name:literal, $f:expr) => {
+            host.set($name, Function::new(ctx.clone(), $f)?)?;
+        };
+    }
+    let s = state.clone();
+    native!("now", move || (EPOCH_MS + lock(&s).now_ms) as f64);
+    let s = state.clone();
+    native!("origin", move || (EPOCH_MS + lock(&s).opened_ms) as f64);
+    let s = state.clone();
+    native!("random", move || lock(&s).random.random::<f64>());
+    let s = state.clone();
+    native!("hasEventSource", move || lock(&s).event_source);
+    let s = state.clone();
+    native!("setTimer", move |delay: f64| {
+        let mut st = lock(&s);
+        st.next_timer += 1;
+        let id = st.next_timer;
+        let at = st.now_ms.saturating_add(delay.max(0.0) as u64);
+        st.timers.insert(id, at);
+        id
+    });
+    let s = state.clone();
+    native!("rearm", move |id: u32, every: f64| {
+        let mut st = lock(&s);
+        let at = st.now_ms.saturating_add(every.max(1.0) as u64);
+        st.timers.insert(id, at);
+    });
+    let s = state.clone();
+    native!("clearTimer", move |id: u32| {
+        lock(&s).timers.remove(&id);
+    });
+    let s = state.clone();
+    native!("esOpen", move |url: String| {
+        let mut st = lock(&s);
+        st.next_es += 1;
+        let id = st.next_es;
+        let (model, _first) = EventSource::new(st.reconnect_ms);
+        st.sources.insert(id, model);
+        st.urls.insert(id, url.clone());
+        st.out.push(Request::OpenStream {
+            es: id,
+            url,
+            last_event_id: None,
+        });
+        id
+    });
+    let s = state.clone();
+    native!("esState", move |id: u32| {
+        lock(&s)
+            .sources
+            .get(&id)
+            .map_or(2, |m| m.ready_state().as_number())
+    });
+    let s = state.clone();
+    native!("esClose", move |id: u32| {
+        let mut st = lock(&s);
+        if let Some(model) = st.sources.get_mut(&id)
+            && model.ready_state() != ReadyState::Closed
+            && model.close()
+        {
+            st.out.push(Request::AbortStream { es: id });
+        }
+    });
+    let s = state.clone();
+    native!("fetch", move |method: String,
+                           url: String,
+                           body: Option<String>| {
+        let mut st = lock(&s);
+        st.next_fetch += 1;
+        let id = st.next_fetch;
+        st.out.push(Request::Fetch {
+            id,
+            method,
+            url,
+            body,
+        });
+        id
+    });
+    let s = state.clone();
+    native!("fetchAbort", move |id: u32| {
+        lock(&s).out.push(Request::AbortFetch { id });
+    });
+    let s = state.clone();
+    native!("console", move |level: String, text: String| {
+        lock(&s).out.push(Request::Console { level, text });
+    });
+    let s = state.clone();
+    native!("uncaught", move |message: String, stack: String| {
+        lock(&s).out.push(Request::Uncaught { message, stack });
+    });
+    let s = state.clone();
+    native!("report", move |kind: String, args: String| {
+        lock(&s).out.push(Request::Report { kind, args });
+    });
+    let s = state.clone();
+    native!("fatal", move |message: String, stack: String| {
+        let mut st = lock(&s);
+        if st.fatal.is_none() {
+            st.fatal = Some(PageError::Thrown { message, stack });
+        }
+    });
+    ctx.globals().set("__host", host)
+}

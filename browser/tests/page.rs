@@ -1,0 +1,289 @@
+//! The JavaScript host on small widgets: globals in virtual time, EventSource and fetch
+//! driven from outside, React hooks, and the three ways a widget can go wrong (throw,
+//! loop, stay silent is the simulator's liveness check, not the page's).
+
+use picasso_browser::{Page, PageError, PageOptions, Request, WidgetSource};
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+
+fn options(event_source: bool) -> PageOptions {
+    PageOptions {
+        random: rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        event_source,
+        reconnect_ms: 3000,
+        now_ms: 0,
+        budget: picasso_browser::DEFAULT_BUDGET,
+    }
+}
+
+const HOST: &str = "{ render: (...a) => __report('render', ...a) }";
+
+fn open(src: &str, event_source: bool) -> Result<Page, PageError> {
+    let source = WidgetSource::from_sources("w/widget.js", &[("w/widget.js", src)]);
+    Page::open(&source, options(event_source), HOST)
+}
+
+fn consoles(reqs: &[Request]) -> Vec<String> {
+    reqs.iter()
+        .filter_map(|r| match r {
+            Request::Console { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn globals_run_on_the_virtual_clock_and_the_seed() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  console.log('es', typeof EventSource, 'now', Date.now() - 1767225600000, 'perf', performance.now());
+  setTimeout(() => console.log('t500', performance.now()), 500);
+  const i = setInterval(() => { console.log('tick', performance.now()); }, 200);
+  setTimeout(() => clearInterval(i), 450);
+  queueMicrotask(() => console.log('micro'));
+  console.log('q', new URLSearchParams({ a: 'x y', b: 'é&' }).toString(), new URL('/p?q=1', 'https://h.example').href);
+  return { send(id, text) { console.log('send', id, text, Math.random() < 1); } };
+}
+"#,
+        false,
+    )
+    .expect("loads");
+    let first = consoles(&page.take_requests());
+    assert_eq!(
+        first,
+        [
+            "es undefined now 0 perf 0",
+            "q a=x+y&b=%C3%A9%26 https://h.example/p?q=1",
+            "micro"
+        ]
+    );
+    assert_eq!(page.next_deadline(), Some(200));
+    page.run_due(1000).expect("timers");
+    assert_eq!(
+        consoles(&page.take_requests()),
+        ["tick 200", "tick 400", "t500 500"]
+    );
+    assert_eq!(page.pending_timers(), 0);
+    page.call_widget("send", r#"["m1","hi"]"#).expect("send");
+    assert_eq!(consoles(&page.take_requests()), ["send m1 hi true"]);
+}
+
+#[test]
+fn event_source_events_come_from_the_model_and_close_stops_the_chunk() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  const es = new EventSource('https://gw.example/?a=1');
+  es.onopen = () => console.log('open', es.readyState);
+  es.onmessage = (e) => { console.log('msg', e.data, e.lastEventId); if (e.data === 'stop') es.close(); };
+  es.onerror = () => console.log('error', es.readyState);
+  return {};
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    assert_eq!(
+        page.take_requests(),
+        [Request::OpenStream {
+            es: 1,
+            url: "https://gw.example/?a=1".into(),
+            last_event_id: None
+        }]
+    );
+    page.deliver_stream_response(1, 200, Some("text/event-stream"))
+        .expect("open");
+    page.deliver_stream_body(1, b"id: 7\ndata: a\n\ndata: stop\n\ndata: never\n\n")
+        .expect("body");
+    let reqs = page.take_requests();
+    assert_eq!(consoles(&reqs), ["open 1", "msg a 7", "msg stop 7"]);
+    assert!(reqs.contains(&Request::AbortStream { es: 1 }));
+    assert_eq!(page.open_event_sources(), 0);
+}
+
+#[test]
+fn a_dropped_stream_reconnects_with_last_event_id_unless_closed() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  const es = new EventSource('/s');
+  es.onerror = () => console.log('error', es.readyState);
+  return {};
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    page.take_requests();
+    page.deliver_stream_response(1, 200, Some("text/event-stream"))
+        .expect("open");
+    page.deliver_stream_body(1, b"id: m:3\ndata: x\n\n")
+        .expect("body");
+    page.set_now(100);
+    page.deliver_stream_end(1).expect("end");
+    assert_eq!(consoles(&page.take_requests()), ["error 0"]);
+    assert_eq!(page.next_deadline(), Some(3100));
+    page.run_due(3100).expect("reconnect");
+    assert_eq!(
+        page.take_requests(),
+        [Request::OpenStream {
+            es: 1,
+            url: "/s".into(),
+            last_event_id: Some("m:3".into())
+        }]
+    );
+}
+
+#[test]
+fn fetch_resolves_with_the_delivered_response_and_abort_rejects() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  fetch('/chat', { method: 'POST', body: '{}' })
+    .then(async (r) => console.log('status', r.status, r.ok, r.headers.get('Retry-After'), (await r.json()).x));
+  const c = new AbortController();
+  fetch('/slow', { signal: c.signal }).catch((e) => console.log('rejected', e.name));
+  setTimeout(() => c.abort(), 10);
+  return {};
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    let reqs = page.take_requests();
+    assert!(
+        matches!(&reqs[0], Request::Fetch { id: 1, method, body: Some(b), .. } if method == "POST" && b == "{}")
+    );
+    let headers = BTreeMap::from([("retry-after".to_owned(), "3".to_owned())]);
+    page.deliver_fetch_response(1, 200, &headers, r#"{"x": 5}"#)
+        .expect("response");
+    page.run_due(10).expect("abort");
+    let reqs = page.take_requests();
+    assert_eq!(
+        consoles(&reqs),
+        ["status 200 true 3 5", "rejected AbortError"]
+    );
+    assert!(reqs.contains(&Request::AbortFetch { id: 2 }));
+}
+
+#[test]
+fn react_hooks_rerender_on_state_and_clean_up_on_unmount() {
+    let page = open(
+        r#"
+import { useState, useRef, useEffect, createRoot } from 'react';
+function App() {
+  const [n, setN] = useState(0);
+  const renders = useRef(0);
+  renders.current += 1;
+  useEffect(() => { console.log('effect', n); return () => console.log('cleanup', n); }, [n]);
+  App.bump = () => setN((x) => x + 1);
+  return `n=${n} renders=${renders.current}`;
+}
+export function createWidget(host) {
+  const root = createRoot((v) => host.render(v));
+  root.render(App);
+  return { send() { App.bump(); App.bump(); }, unmount() { root.unmount(); } };
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    page.call_widget("send", "[]").expect("send");
+    page.call_widget("unmount", "[]").expect("unmount");
+    let reqs = page.take_requests();
+    let renders: Vec<String> = reqs
+        .iter()
+        .filter_map(|r| match r {
+            Request::Report { kind, args } if kind == "render" => Some(args.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(renders, [r#"["n=0 renders=1"]"#, r#"["n=2 renders=2"]"#]);
+    assert_eq!(
+        consoles(&reqs),
+        ["effect 0", "cleanup 0", "effect 2", "cleanup 2"]
+    );
+}
+
+#[test]
+fn a_throwing_entry_point_fails_the_page_with_the_stack() {
+    let page = open(
+        "export function createWidget(host) {\n  return { send(id) {\n    null.x;\n  } };\n}\n",
+        true,
+    )
+    .expect("loads");
+    let err = page.call_widget("send", r#"["m1"]"#).expect_err("throws");
+    let text = err.to_string();
+    assert!(text.contains("TypeError"), "{text}");
+    assert!(text.contains("w/widget.js:3"), "{text}");
+    // The page stays failed.
+    assert!(page.call_widget("send", r#"["m2"]"#).is_err());
+}
+
+#[test]
+fn an_async_rejection_fails_the_page_too() {
+    let page = open(
+        "export function createWidget(host) {\n  return { async send(id) {\n    await null;\n    throw new Error('boom ' + id);\n  } };\n}\n",
+        true,
+    )
+    .expect("loads");
+    let err = page.call_widget("send", r#"["m1"]"#).expect_err("rejects");
+    assert!(err.to_string().contains("Error: boom m1"), "{err}");
+}
+
+#[test]
+fn an_exception_in_an_event_handler_is_reported_and_survived() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  const es = new EventSource('/s');
+  es.onmessage = (e) => { JSON.parse(e.data); console.log('parsed'); };
+  return {};
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    page.take_requests();
+    page.deliver_stream_response(1, 200, Some("text/event-stream"))
+        .expect("open");
+    page.deliver_stream_body(1, b"data: {bad\n\ndata: {}\n\n")
+        .expect("survives");
+    let reqs = page.take_requests();
+    assert!(
+        matches!(&reqs[0], Request::Uncaught { message, .. } if message.starts_with("SyntaxError"))
+    );
+    assert_eq!(consoles(&reqs), ["parsed"]);
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_budget() {
+    let page = open(
+        "export function createWidget(host) {\n  return { send() { while (true) {} } };\n}\n",
+        true,
+    )
+    .expect("loads");
+    let err = page.call_widget("send", "[]").expect_err("stopped");
+    assert!(matches!(err, PageError::Budget { .. }), "{err}");
+    assert!(err.to_string().contains("widget.send()"), "{err}");
+}
+
+#[test]
+fn a_loop_in_a_microtask_is_stopped_too() {
+    let page = open(
+        "export function createWidget(host) {\n  return { send() { Promise.resolve().then(() => { for (;;) {} }); } };\n}\n",
+        true,
+    )
+    .expect("loads");
+    assert!(matches!(
+        page.call_widget("send", "[]"),
+        Err(PageError::Budget { .. })
+    ));
+}
+
+#[test]
+fn a_missing_export_is_a_load_error() {
+    let err = open("export const x = 1;\n", true).expect_err("no createWidget");
+    assert!(err.to_string().contains("createWidget"), "{err}");
+}
