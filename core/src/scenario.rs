@@ -5,6 +5,8 @@
 //! Every field has a default where a sensible one exists, so small files stay small.
 //! The file format is in [`crate::load`]; the JSON Schema is derived from these types.
 
+mod build;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

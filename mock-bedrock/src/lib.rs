@@ -17,6 +17,8 @@
 //! - [`faults`]: armed one-off faults, and what a struck fault does;
 //! - `stream`: the paced event-stream body;
 //! - [`journal`]: every request and how it ended;
+//! - [`Mock`] and [`matchers`]: wiremock-style mocks mounted on a server, with
+//!   expectations checked when it drops;
 //! - [`error`]: Bedrock's HTTP error shape;
 //! - `admin`: the `/__admin/` control surface;
 //! - [`server`]: HTTP/1.1 + h2c serving, and the [`MockBedrock`] test handle.
@@ -43,6 +45,9 @@ pub mod eventstream;
 pub mod faults;
 pub mod in_process;
 pub mod journal;
+pub mod matchers;
+mod mock;
+mod mounted;
 pub mod operations;
 pub mod request;
 mod respond;
@@ -53,6 +58,8 @@ mod stream;
 pub use error::ApiError;
 pub use faults::ArmError;
 pub use journal::{JournalEntry, Outcome};
+pub use mock::{Mock, MockBuilder, MockGuard, Reply, Times};
+pub use mounted::{Unmet, VerificationError};
 pub use operations::Operation;
 pub use respond::request_id;
 pub use server::{MockBedrock, serve};

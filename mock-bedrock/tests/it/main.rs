@@ -2,6 +2,7 @@
 //! JavaScript v3 SDK through the scripts in `tests/sdk/`. One test binary (it links
 //! once and shares the helpers).
 
+mod mocks;
 mod other_sdks;
 mod rust_sdk;
 mod support;
