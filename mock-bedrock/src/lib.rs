@@ -16,6 +16,8 @@
 //! - [`answers`]: a scripted answer as each operation's bodies and events;
 //! - [`faults`]: armed one-off faults, and what a struck fault does;
 //! - `stream`: the paced event-stream body;
+//! - [`whole`]: the same response computed at once, and (feature `wiremock`)
+//!   `BedrockResponder`, an `impl wiremock::Respond` giving it on a `wiremock::MockServer`;
 //! - [`journal`]: every request and how it ended;
 //! - [`Mock`] and [`matchers`]: wiremock-style mocks mounted on a server, with
 //!   expectations checked when it drops;
@@ -51,9 +53,12 @@ mod mounted;
 pub mod operations;
 pub mod request;
 mod respond;
+#[cfg(feature = "wiremock")]
+mod responder;
 pub mod server;
 mod state;
 mod stream;
+pub mod whole;
 
 pub use error::ApiError;
 pub use faults::ArmError;
@@ -62,6 +67,8 @@ pub use mock::{Mock, MockBuilder, MockGuard, Reply, Times};
 pub use mounted::{Unmet, VerificationError};
 pub use operations::Operation;
 pub use respond::request_id;
+#[cfg(feature = "wiremock")]
+pub use responder::{BedrockResponder, ModelIs, OperationIs, model_is, operation_is};
 pub use server::{MockBedrock, serve};
 pub use state::MockState;
 pub use stream::StreamBroken;

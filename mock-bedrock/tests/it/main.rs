@@ -7,3 +7,4 @@ mod other_sdks;
 mod rust_sdk;
 mod support;
 mod wire;
+mod wiremock_sdk;
