@@ -55,6 +55,7 @@ pub(crate) async fn answer(
         session: req.meta("session_id"),
         message: req.meta("message_id"),
         via: req.caller(),
+        model: Some(&model),
         attempt,
     };
     let incoming = Incoming {

@@ -127,6 +127,7 @@ impl WholeResponder {
             session: req.meta("session_id"),
             message: req.meta("message_id"),
             via: req.caller(),
+            model: Some(&model),
             attempt: request::attempt(headers),
         };
         let fault = self.book.as_ref().and_then(|book| {

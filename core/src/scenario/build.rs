@@ -174,6 +174,12 @@ impl Fault {
         self
     }
 
+    /// Only on Bedrock calls to this model id.
+    pub fn for_model(mut self, model: impl Into<String>) -> Fault {
+        self.model = Some(model.into());
+        self
+    }
+
     /// Only on Bedrock calls from this server.
     pub fn via(mut self, caller: Caller) -> Fault {
         self.via = Some(caller);
@@ -223,6 +229,7 @@ mod tests {
             after_tokens = 2
             exception = "throttlingException"
             message = "m1"
+            model = "m"
             attempts = 1
             times = 3
         "#;
@@ -240,6 +247,7 @@ mod tests {
             .after_tokens(2)
             .exception("throttlingException")
             .for_message("m1")
+            .for_model("m")
             .attempts(1)
             .times(3);
         assert_eq!(s.faults, vec![fault]);
