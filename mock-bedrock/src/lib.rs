@@ -16,6 +16,7 @@
 //! - [`answers`]: a scripted answer as each operation's bodies and events;
 //! - [`faults`]: armed one-off faults, and what a struck fault does;
 //! - `stream`: the paced event-stream body;
+//! - [`record`]: a proxy recording an upstream's answers as a scenario to replay;
 //! - [`whole`]: the same response computed at once, and (feature `wiremock`)
 //!   `BedrockResponder`, an `impl wiremock::Respond` giving it on a `wiremock::MockServer`;
 //! - [`journal`]: every request and how it ended;
@@ -51,6 +52,7 @@ pub mod matchers;
 mod mock;
 mod mounted;
 pub mod operations;
+pub mod record;
 pub mod request;
 mod respond;
 #[cfg(feature = "wiremock")]
@@ -69,7 +71,7 @@ pub use operations::Operation;
 pub use respond::request_id;
 #[cfg(feature = "wiremock")]
 pub use responder::{BedrockResponder, ModelIs, OperationIs, model_is, operation_is};
-pub use server::{MockBedrock, serve};
+pub use server::{MockBedrock, serve, serve_router};
 pub use state::MockState;
 pub use stream::StreamBroken;
 
@@ -82,7 +84,7 @@ use axum::routing::post;
 use http::HeaderMap;
 
 /// The largest request body accepted; Bedrock takes large multimodal prompts.
-const BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
+pub(crate) const BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
 
 /// The mock's router: the four operations, `/__admin/`, and Bedrock's 404 for
 /// anything else. Serve it with [`serve`], or call it in-process.

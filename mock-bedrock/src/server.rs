@@ -48,7 +48,29 @@ async fn serve_draining(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let router = app(state);
+    serve_router_draining(listener, app(state), shutdown, drain).await
+}
+
+/// Serves any router the way [`serve`] serves mock Bedrock (HTTP/1.1 and h2c, the
+/// same drain): the recording proxy of [`crate::record`] is served with it.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_router_draining(listener, router, shutdown, DRAIN).await
+}
+
+async fn serve_router_draining(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     // Cancelled after the drain: ends connections that did not finish (a stalled

@@ -4,6 +4,7 @@
 
 mod mocks;
 mod other_sdks;
+mod record;
 mod rust_sdk;
 mod support;
 mod wire;
