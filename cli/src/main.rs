@@ -67,6 +67,21 @@ enum Command {
         /// overrides the scenario's `servers`.
         #[arg(long, value_name = "as-written|hardened")]
         servers: Option<Servers>,
+        /// Record: send each Bedrock call to this endpoint instead of the mock (real
+        /// Bedrock, signed with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+        /// AWS_SESSION_TOKEN / AWS_REGION, or any Bedrock-compatible URL, unsigned
+        /// without them), pass its answers through and write them to --record-to.
+        #[arg(
+            long,
+            value_name = "URL",
+            requires = "record_to",
+            conflicts_with = "bedrock_endpoint"
+        )]
+        record_from: Option<String>,
+        /// Where --record-from writes the scenario with the recorded answers (rewritten
+        /// after each answer; serve it to replay).
+        #[arg(long, value_name = "FILE", requires = "record_from")]
+        record_to: Option<PathBuf>,
     },
     /// Run the regression suite in the simulator.
     Run {
@@ -240,6 +255,8 @@ fn main() -> ExitCode {
             bedrock_only,
             allow_origins,
             servers,
+            record_from,
+            record_to,
         } => serve::run(serve::ServeConfig {
             scenario,
             host,
@@ -250,6 +267,7 @@ fn main() -> ExitCode {
             bedrock_only,
             allow_origins,
             servers,
+            record: record_from.zip(record_to),
         }),
         Command::Run {
             scenarios,

@@ -44,6 +44,8 @@ pub(crate) struct ServeConfig {
     pub allow_origins: Vec<String>,
     /// `--servers`: the document's servers as written, or ours.
     pub servers: Option<picasso_core::scenario::Servers>,
+    /// `--record-from URL --record-to FILE`: a recording proxy instead of mock Bedrock.
+    pub record: Option<(String, PathBuf)>,
 }
 
 /// Runs the servers until Ctrl-C or SIGTERM.
@@ -103,6 +105,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let bedrock_state = MockState::new(scenario.clone());
     let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
         (Some(url), _) => url.clone(),
+        (None, Some(listener)) if config.record.is_some() => {
+            record(&config, &scenario, listener, &shutdown, &mut tasks)?
+        }
         (None, Some(listener)) => {
             let url = format!("http://{}", listener.local_addr()?);
             let (state, stop) = (bedrock_state.clone(), shutdown.clone());
@@ -204,6 +209,38 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     println!("\nCtrl-C stops.");
     join(tasks).await
+}
+
+/// Starts the recording proxy on the Bedrock listener; returns its URL.
+fn record(
+    config: &ServeConfig,
+    scenario: &Scenario,
+    listener: TcpListener,
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
+) -> anyhow::Result<String> {
+    use mock_bedrock::record::{self, HttpUpstream, Recorder, SigningKeys};
+    let Some((from, to)) = &config.record else {
+        anyhow::bail!("record() needs --record-from and --record-to");
+    };
+    let keys = SigningKeys::from_env();
+    let upstream = HttpUpstream::new(from, keys.clone()).context("--record-from")?;
+    let recorder = Recorder::new(upstream, scenario.clone(), Some(to.clone()));
+    let url = format!("http://{}", listener.local_addr()?);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        mock_bedrock::serve_router(listener, record::app(recorder), stop.cancelled_owned()).await
+    });
+    println!(
+        "recording          {from} -> {} ({})",
+        to.display(),
+        if keys.is_some() {
+            "signed with the AWS_* credentials"
+        } else {
+            "unsigned: no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+        }
+    );
+    Ok(url)
 }
 
 async fn join(mut tasks: tokio::task::JoinSet<std::io::Result<()>>) -> anyhow::Result<()> {

@@ -764,3 +764,50 @@ fn run_snapshots_input_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve --record-from URL --record-to FILE`: Bedrock calls go to the upstream (here
+/// a mock Bedrock), come back unchanged, and the file holds the answer as a scenario
+/// `[[answers]]` entry that replays it.
+#[test]
+fn serve_records_an_upstream_answer_into_a_replayable_file() {
+    use picasso_core::scenario::{Answer, AnswerBook};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut scenario = picasso_core::Scenario::default_scenario();
+    scenario.answers = vec![Answer::from_text("Recorded words, paced").paced(40, 15)];
+    let upstream = runtime.block_on(mock_bedrock::MockBedrock::start(scenario));
+    let file = std::env::temp_dir().join(format!("picasso-record-{}.toml", std::process::id()));
+    let served = Served::start(&[
+        "--record-from",
+        &upstream.endpoint(),
+        "--record-to",
+        file.to_str().unwrap(),
+    ]);
+    assert!(served.banner.contains("recording "), "{}", served.banner);
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    let body = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "Say it"}]}]});
+    let answer: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/model/{model}/converse", served.bedrock_url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap()
+    });
+    assert_eq!(
+        answer["output"]["message"]["content"][0]["text"],
+        "Recorded words, paced"
+    );
+    assert_eq!(upstream.journal().len(), 1, "the call reached the upstream");
+    assert_eq!(served.stop(), Some(0));
+    let replayed = picasso_core::load_file(&file).expect("the recording loads");
+    std::fs::remove_file(&file).unwrap();
+    let book = AnswerBook::new(&replayed.answers);
+    let recorded = book.answer_for(model, "Say it").unwrap();
+    assert_eq!(recorded.id, "recorded-1");
+    assert_eq!(recorded.full_text(), "Recorded words, paced");
+}

@@ -19,6 +19,8 @@ pub struct RequestFacts<'a> {
     pub message: Option<&'a str>,
     /// Bedrock: which server is calling.
     pub via: Option<Caller>,
+    /// Bedrock: the model id called, percent-decoded.
+    pub model: Option<&'a str>,
     /// Bedrock: the SDK's attempt number (from `amz-sdk-request`), 1 for the first.
     pub attempt: u32,
 }
@@ -90,13 +92,14 @@ impl FaultBook {
     }
 }
 
-/// Whether the fault's filters (tenant, session, message, caller, attempts) admit the request.
+/// Whether the fault's filters (tenant, session, message, caller, model, attempts) admit the request.
 fn applies(fault: &Fault, facts: &RequestFacts<'_>) -> bool {
     let same =
         |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
     same(&fault.tenant, facts.tenant)
         && same(&fault.session, facts.session)
         && same(&fault.message, facts.message)
+        && same(&fault.model, facts.model)
         && fault.via.is_none_or(|v| facts.via == Some(v))
         && fault.attempts.is_none_or(|n| facts.attempt.max(1) <= n)
 }
@@ -130,6 +133,27 @@ mod tests {
         // Third attempt gets past the throttling fault and meets the one-shot internal one.
         assert_eq!(book.strike(&m1(3)).unwrap().kind, FaultKind::Internal);
         assert!(book.strike(&m1(3)).is_none());
+    }
+
+    #[test]
+    fn a_model_filter_spares_other_models() {
+        let mut f = Fault::new(FaultTarget::Bedrock, FaultKind::Throttling);
+        f.model = Some("amazon.nova-lite-v1:0".into());
+        let mut book = FaultBook::new(&scenario_with(vec![f]), FaultTarget::Bedrock);
+        let call = |model| RequestFacts {
+            model: Some(model),
+            attempt: 1,
+            ..Default::default()
+        };
+        assert!(
+            book.strike(&call("anthropic.claude-3-haiku-20240307-v1:0"))
+                .is_none()
+        );
+        assert!(book.strike(&call("amazon.nova-lite-v1:0")).is_some());
+        assert!(
+            book.strike(&RequestFacts::default()).is_none(),
+            "no model, no strike"
+        );
     }
 
     #[test]

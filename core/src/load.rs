@@ -502,6 +502,27 @@ pub fn validate(s: &Scenario) -> Vec<(String, String)> {
                     "`attempts` applies to faults `where = \"bedrock\"` only".into(),
                 );
             }
+            if f.model.is_some() {
+                err(
+                    format!("{p}.model"),
+                    "`model` applies to faults `where = \"bedrock\"` only".into(),
+                );
+            }
+        }
+        if let Some(model) = &f.model {
+            if model.is_empty() || model.chars().any(char::is_whitespace) {
+                err(
+                    format!("{p}.model"),
+                    format!("expected a model id, got {model:?}"),
+                );
+            } else if !s.knows_model(model) {
+                err(
+                    format!("{p}.model"),
+                    format!(
+                        "model {model:?} is not in `models` (nor a tenant's or an answer's): calls to it are refused before any fault"
+                    ),
+                );
+            }
         }
         if f.attempts == Some(0) {
             err(format!("{p}.attempts"), "expected at least 1".into());

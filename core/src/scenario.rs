@@ -5,6 +5,8 @@
 //! Every field has a default where a sensible one exists, so small files stay small.
 //! The file format is in [`crate::load`]; the JSON Schema is derived from these types.
 
+mod build;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -694,6 +696,10 @@ pub struct Fault {
     /// Bedrock only: only on calls from this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Caller>,
+    /// Bedrock only: only on calls to this model id (as in the request path,
+    /// percent-decoded), so one server can answer one model and fail another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Bedrock only: strike while the SDK's attempt number is at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -723,6 +729,7 @@ impl Fault {
             session: None,
             message: None,
             via: None,
+            model: None,
             attempts: None,
             times: None,
             probability: None,

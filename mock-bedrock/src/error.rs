@@ -88,16 +88,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The body: `{"message": …}` plus the shape's extra members.
+    pub fn body(&self) -> String {
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), self.message.clone().into());
+        for (key, value) in &self.extra {
+            body.insert((*key).into(), value.clone());
+        }
+        serde_json::Value::Object(body).to_string()
+    }
+
+    /// The `x-amzn-errortype` header value, with the suffix real Bedrock appends.
+    pub fn errortype(&self) -> String {
+        format!("{}{}", self.code, ERRORTYPE_SUFFIX)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::Map::new();
-        body.insert("message".into(), self.message.into());
-        for (key, value) in self.extra {
-            body.insert(key.into(), value);
-        }
-        let errortype = format!("{}{}", self.code, ERRORTYPE_SUFFIX);
-        let mut response =
-            (self.status, serde_json::Value::Object(body).to_string()).into_response();
+        let errortype = self.errortype();
+        let mut response = (self.status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

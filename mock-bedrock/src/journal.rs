@@ -67,9 +67,21 @@ pub enum Outcome {
 }
 
 /// The journal itself; shared by [`crate::MockState`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Journal {
     inner: Mutex<Inner>,
+    /// Bumped after every change (a request arrives, a token goes out, one ends), so
+    /// a test can wait for the journal to change instead of polling it.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal {
+            inner: Mutex::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +114,17 @@ impl Journal {
             request_id,
             finished: false,
         }
+        .notified()
+    }
+
+    /// Tells the waiters that the journal changed.
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change after this call.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// A copy of every entry, in arrival order.
@@ -114,6 +137,8 @@ impl Journal {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
+        drop(inner);
+        self.notify();
     }
 }
 
@@ -129,9 +154,20 @@ pub(crate) struct EntryGuard {
 }
 
 impl EntryGuard {
+    /// The arrival number of this request.
+    pub(crate) fn seq(&self) -> u64 {
+        self.index as u64 + 1
+    }
+
     /// The request id recorded for this request.
     pub(crate) fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// Notifies the journal's waiters of the entry just pushed (outside the lock).
+    fn notified(self) -> EntryGuard {
+        self.journal.notify();
+        self
     }
 
     fn update(&self, change: impl FnOnce(&mut JournalEntry)) {
@@ -142,6 +178,8 @@ impl EntryGuard {
         if let Some(entry) = inner.entries.get_mut(self.index) {
             change(entry);
         }
+        drop(inner);
+        self.journal.notify();
     }
 
     /// The answer chosen.

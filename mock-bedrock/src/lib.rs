@@ -16,7 +16,12 @@
 //! - [`answers`]: a scripted answer as each operation's bodies and events;
 //! - [`faults`]: armed one-off faults, and what a struck fault does;
 //! - `stream`: the paced event-stream body;
+//! - [`record`]: a proxy recording an upstream's answers as a scenario to replay;
+//! - [`whole`]: the same response computed at once, and (feature `wiremock`)
+//!   `BedrockResponder`, an `impl wiremock::Respond` giving it on a `wiremock::MockServer`;
 //! - [`journal`]: every request and how it ended;
+//! - [`Mock`] and [`matchers`]: wiremock-style mocks mounted on a server, with
+//!   expectations checked when it drops;
 //! - [`error`]: Bedrock's HTTP error shape;
 //! - `admin`: the `/__admin/` control surface;
 //! - [`server`]: HTTP/1.1 + h2c serving, and the [`MockBedrock`] test handle.
@@ -43,19 +48,30 @@ pub mod eventstream;
 pub mod faults;
 pub mod in_process;
 pub mod journal;
+pub mod matchers;
+mod mock;
+mod mounted;
 pub mod operations;
+pub mod record;
 pub mod request;
 mod respond;
+#[cfg(feature = "wiremock")]
+mod responder;
 pub mod server;
 mod state;
 mod stream;
+pub mod whole;
 
 pub use error::ApiError;
 pub use faults::ArmError;
 pub use journal::{JournalEntry, Outcome};
+pub use mock::{Mock, MockBuilder, MockGuard, Reply, Times};
+pub use mounted::{Unmet, VerificationError};
 pub use operations::Operation;
 pub use respond::request_id;
-pub use server::{MockBedrock, serve};
+#[cfg(feature = "wiremock")]
+pub use responder::{BedrockResponder, ModelIs, OperationIs, model_is, operation_is};
+pub use server::{MockBedrock, serve, serve_router};
 pub use state::MockState;
 pub use stream::StreamBroken;
 
@@ -68,7 +84,7 @@ use axum::routing::post;
 use http::HeaderMap;
 
 /// The largest request body accepted; Bedrock takes large multimodal prompts.
-const BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
+pub(crate) const BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
 
 /// The mock's router: the four operations, `/__admin/`, and Bedrock's 404 for
 /// anything else. Serve it with [`serve`], or call it in-process.

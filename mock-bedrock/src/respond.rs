@@ -5,6 +5,7 @@ use crate::answers::{self, Latency, StreamFormat};
 use crate::error::ApiError;
 use crate::faults::Effect;
 use crate::journal::{EntryGuard, JournalEntry, Outcome};
+use crate::matchers::Incoming;
 use crate::operations::Operation;
 use crate::request::{self, ParsedRequest};
 use crate::state::MockState;
@@ -54,26 +55,34 @@ pub(crate) async fn answer(
         session: req.meta("session_id"),
         message: req.meta("message_id"),
         via: req.caller(),
+        model: Some(&model),
         attempt,
     };
-    // A refused request meets no fault: Bedrock validates before anything else.
-    let admission = state.admit(parsed.is_ok().then_some(&facts), |seq, scenario| {
-        JournalEntry {
-            seq,
-            request_id: request_id(scenario.seed, seq),
-            operation: op,
-            model: model.clone(),
-            prompt: req.prompt.clone(),
-            tenant: req.meta("tenant_hash").map(str::to_owned),
-            session: req.meta("session_id").map(str::to_owned),
-            message: req.meta("message_id").map(str::to_owned),
-            caller: req.caller(),
-            attempt,
-            answer: None,
-            outcome: super::journal::Outcome::InProgress,
-            fault: None,
-            tokens_sent: 0,
-        }
+    let incoming = Incoming {
+        operation: op,
+        model: &model,
+        prompt: &req.prompt,
+        tenant: facts.tenant,
+        session: facts.session,
+        message: facts.message,
+    };
+    // A refused request meets no mock and no fault: Bedrock validates before anything else.
+    let admitted = parsed.is_ok().then_some((&facts, &incoming));
+    let admission = state.admit(admitted, |seq, scenario| JournalEntry {
+        seq,
+        request_id: request_id(scenario.seed, seq),
+        operation: op,
+        model: model.clone(),
+        prompt: req.prompt.clone(),
+        tenant: req.meta("tenant_hash").map(str::to_owned),
+        session: req.meta("session_id").map(str::to_owned),
+        message: req.meta("message_id").map(str::to_owned),
+        caller: req.caller(),
+        attempt,
+        answer: None,
+        outcome: super::journal::Outcome::InProgress,
+        fault: None,
+        tokens_sent: 0,
     });
     let mut entry = admission.entry;
     let request_id = entry.request_id().to_owned();
@@ -90,7 +99,9 @@ pub(crate) async fn answer(
         entry.finish(Outcome::Fault);
         return err.into_response_with_id(&request_id);
     }
-    let answer = pick(&admission.answers, &model, &req.prompt);
+    let answer = admission
+        .mock_answer
+        .unwrap_or_else(|| pick(&admission.answers, &model, &req.prompt));
     entry.answer(&answer.id);
     let plan = Plan {
         op,

@@ -482,3 +482,18 @@ async fn stream_exceptions_stay_within_the_operations_union() {
         assert!(payload["message"].is_string(), "{payload}");
     }
 }
+
+/// A scenario fault with a `model` fails that model only: one server answers one
+/// model and throttles another.
+#[tokio::test(start_paused = true)]
+async fn a_fault_for_one_model_spares_the_others() {
+    const NOVA: &str = "amazon.nova-lite-v1:0";
+    let mut s = scenario();
+    s.faults = vec![Fault::bedrock(FaultKind::Throttling).for_model(NOVA)];
+    let state = MockState::new(s);
+    let haiku = call(&state, post(&stream_path(MODEL), converse_body("Hi", "m1"))).await;
+    assert_eq!(haiku.status(), StatusCode::OK);
+    let nova = call(&state, post(&stream_path(NOVA), converse_body("Hi", "m2"))).await;
+    assert_eq!(nova.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(last(&state).fault.as_deref(), Some("bedrock/throttling"));
+}

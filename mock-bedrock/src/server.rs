@@ -9,6 +9,7 @@
 use crate::app;
 use crate::faults::ArmError;
 use crate::journal::JournalEntry;
+use crate::mounted::VerificationError;
 use crate::state::MockState;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -47,7 +48,29 @@ async fn serve_draining(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let router = app(state);
+    serve_router_draining(listener, app(state), shutdown, drain).await
+}
+
+/// Serves any router the way [`serve`] serves mock Bedrock (HTTP/1.1 and h2c, the
+/// same drain): the recording proxy of [`crate::record`] is served with it.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_router_draining(listener, router, shutdown, DRAIN).await
+}
+
+async fn serve_router_draining(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     // Cancelled after the drain: ends connections that did not finish (a stalled
@@ -175,12 +198,40 @@ impl MockBedrock {
     pub fn script(&self, answer: Answer) {
         self.state.script(answer);
     }
+
+    /// Every request so far, in arrival order (wiremock's `received_requests`).
+    pub async fn received_requests(&self) -> Vec<JournalEntry> {
+        self.state.journal()
+    }
+
+    /// Waits until `done` holds for the journal, woken by each change to it instead
+    /// of polling; see [`MockState::wait_for`].
+    pub async fn wait_for(&self, done: impl FnMut(&[JournalEntry]) -> bool) -> Vec<JournalEntry> {
+        self.state.wait_for(done).await
+    }
+
+    /// Checks the expectations of the mocks mounted with [`crate::Mock::mount`] (the
+    /// drop does the same, and panics with the report).
+    ///
+    /// # Errors
+    ///
+    /// The report of the unmet expectations and every request received.
+    pub fn verify(&self) -> Result<(), VerificationError> {
+        self.state.verify()
+    }
 }
 
 impl Drop for MockBedrock {
+    /// Stops the server, then checks the mounted mocks' expectations: an unmet one
+    /// panics with the report (unless the test is already panicking, which would abort).
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Err(report) = self.state.verify()
+            && !std::thread::panicking()
+        {
+            panic!("{report}");
         }
     }
 }

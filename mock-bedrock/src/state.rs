@@ -5,6 +5,9 @@
 
 use crate::faults::{ArmError, Faults};
 use crate::journal::{EntryGuard, Journal, JournalEntry};
+use crate::matchers::Incoming;
+use crate::mock::Mock;
+use crate::mounted::{Mocks, VerificationError};
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{Answer, AnswerBook, Fault, Scenario};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +38,8 @@ struct World {
     /// The scenario's answers, patterns compiled: rebuilt whenever the answers change.
     answers: Arc<AnswerBook>,
     faults: Faults,
+    /// Mounted mocks: tried before the scenario's answers and faults.
+    mocks: Mocks,
 }
 
 /// What a request gets when it arrives: the scenario's answers as they stand, the
@@ -42,6 +47,8 @@ struct World {
 #[derive(Debug)]
 pub(crate) struct Admission {
     pub(crate) answers: Arc<AnswerBook>,
+    /// The answer of the mock that matched, which wins over the scenario's.
+    pub(crate) mock_answer: Option<Answer>,
     pub(crate) fault: Option<Fault>,
     pub(crate) entry: EntryGuard,
 }
@@ -53,6 +60,7 @@ impl MockState {
             shared: Arc::new(Shared {
                 world: Mutex::new(World {
                     faults: Faults::new(&scenario),
+                    mocks: Mocks::default(),
                     answers: Arc::new(AnswerBook::new(&scenario.answers)),
                     scenario: Arc::new(scenario),
                 }),
@@ -120,6 +128,7 @@ impl MockState {
     pub fn reset(&self) {
         let mut world = self.world();
         world.faults = Faults::new(&world.scenario);
+        world.mocks.forget_hits();
         self.shared.journal.clear();
         self.shared.unjournaled.store(0, Ordering::Relaxed);
     }
@@ -133,26 +142,108 @@ impl MockState {
         picasso_core::rng::uuid(seed, &["mock-bedrock", "unjournaled", &n.to_string()])
     }
 
-    /// Admits a request: strikes the faults and journals it under one lock, so the
-    /// arrival number and the fault book see requests in the same order.
+    /// Admits a request: matches the mocks, strikes the faults and journals it under
+    /// one lock, so the arrival number, the mocks' hits and the fault book see
+    /// requests in the same order. A matching mock decides the reply alone.
     pub(crate) fn admit(
         &self,
-        facts: Option<&RequestFacts<'_>>,
+        request: Option<(&RequestFacts<'_>, &Incoming<'_>)>,
         make_entry: impl FnOnce(u64, &Scenario) -> JournalEntry,
     ) -> Admission {
         let mut world = self.world();
-        let fault = facts.and_then(|f| world.faults.strike(f));
+        let matched = request.and_then(|(facts, incoming)| world.mocks.find(incoming, facts));
+        let fault = match &matched {
+            Some(m) => m.fault.clone(),
+            None => request.and_then(|(facts, _)| world.faults.strike(facts)),
+        };
         let scenario = Arc::clone(&world.scenario);
         let answers = Arc::clone(&world.answers);
         let entry = self.shared.journal.record(|seq| make_entry(seq, &scenario));
+        if let Some(m) = &matched {
+            world.mocks.hit(m.id, entry.seq());
+        }
         drop(world);
         if let Some(fault) = &fault {
             entry.fault(fault.label());
         }
         Admission {
             answers,
+            mock_answer: matched.and_then(|m| m.answer),
             fault,
             entry,
+        }
+    }
+
+    /// Mounts `mock` after the mocks already mounted; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`ArmError`] when its fault cannot strike at Bedrock.
+    pub fn mount(&self, mock: Mock) -> Result<u64, ArmError> {
+        let mut world = self.world();
+        let scenario = Arc::clone(&world.scenario);
+        world.mocks.mount(&scenario, mock)
+    }
+
+    /// Unmounts mock `id`, checking its expectation.
+    ///
+    /// # Errors
+    ///
+    /// The report when its expectation is not met.
+    pub fn unmount(&self, id: u64) -> Result<(), VerificationError> {
+        let unmet = self.world().mocks.unmount(id);
+        match unmet {
+            None => Ok(()),
+            Some(unmet) => Err(VerificationError {
+                unmet: vec![unmet],
+                received: self.journal(),
+            }),
+        }
+    }
+
+    /// Checks every mounted mock's expectation.
+    ///
+    /// # Errors
+    ///
+    /// The report of the unmet ones and of every request received.
+    pub fn verify(&self) -> Result<(), VerificationError> {
+        let unmet = self.world().mocks.unmet();
+        if unmet.is_empty() {
+            return Ok(());
+        }
+        Err(VerificationError {
+            unmet,
+            received: self.journal(),
+        })
+    }
+
+    /// The requests mock `id` matched, in arrival order.
+    pub fn requests_of(&self, id: u64) -> Vec<JournalEntry> {
+        let hits = self.world().mocks.hits_of(id);
+        self.journal()
+            .into_iter()
+            .filter(|e| hits.contains(&e.seq))
+            .collect()
+    }
+
+    /// Waits until `done` holds for the journal (checked now and after every change:
+    /// an arrival, a token sent, an ending), then returns the journal. No polling, no
+    /// wall-clock timeout: wrap it in `tokio::time::timeout` to bound it.
+    pub async fn wait_for(
+        &self,
+        mut done: impl FnMut(&[JournalEntry]) -> bool,
+    ) -> Vec<JournalEntry> {
+        // Subscribed before the first look, so no change between the two is missed.
+        let mut changes = self.shared.journal.subscribe();
+        loop {
+            let entries = self.journal();
+            if done(&entries) {
+                return entries;
+            }
+            if changes.changed().await.is_err() {
+                // The journal is gone with its state; nothing will change any more.
+                std::future::pending::<()>().await;
+            }
         }
     }
 }

@@ -2,7 +2,10 @@
 //! JavaScript v3 SDK through the scripts in `tests/sdk/`. One test binary (it links
 //! once and shares the helpers).
 
+mod mocks;
 mod other_sdks;
+mod record;
 mod rust_sdk;
 mod support;
 mod wire;
+mod wiremock_sdk;
