@@ -8,6 +8,11 @@
 //!
 //! Every call carries Bedrock's `requestMetadata` (tenant, session, message, caller):
 //! real Bedrock logs it, mock Bedrock matches scripted faults on it.
+//!
+//! The two transports of this hop live here: the SDK's own HTTPS/HTTP client (sockets),
+//! and [`in_process`], which hands each request to a router without a socket.
+
+pub mod in_process;
 
 use aws_credential_types::Credentials;
 use aws_sdk_bedrockruntime::Client;

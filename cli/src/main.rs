@@ -1,5 +1,7 @@
-//! `picasso-sim`: the one binary users run. The command line's clap types live here,
-//! one module per subcommand beside this file, and those modules only print: what they
+//! `picasso-sim`: the one binary users run. The command line's clap types live here
+//! (a subcommand with many flags keeps its own `Args` struct beside its code, e.g.
+//! `serve::ServeArgs`, so nothing repacks them), one module per subcommand beside this
+//! file, and those modules only print: what they
 //! print is computed by the `picasso-simulator` library (the suite, the demos, the
 //! rollout rehearsal, swarm), so a team can drive the same from its own Rust tests.
 //! Exit codes are 0 (all good), 1 (a check or scenario failed) and 2 (a usage or input
@@ -20,7 +22,6 @@ mod world;
 use clap::{Parser, Subcommand, ValueEnum};
 use picasso_core::scenario::Servers;
 use picasso_simulator::Policy;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,52 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run mock Bedrock, the Master Function and the gateway on loopback, plus the demo page.
-    Serve {
-        /// Scenario file (reloaded when it changes); the embedded default when absent.
-        scenario: Option<PathBuf>,
-        /// Address to bind.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: IpAddr,
-        /// Master Function port (also serves the demo page at /).
-        #[arg(long, default_value_t = 4100)]
-        master_port: u16,
-        /// Streaming gateway port.
-        #[arg(long, default_value_t = 4101)]
-        gateway_port: u16,
-        /// Mock Bedrock port.
-        #[arg(long, default_value_t = 4102)]
-        bedrock_port: u16,
-        /// Use this Bedrock endpoint (e.g. https://bedrock-runtime.us-east-1.amazonaws.com)
-        /// instead of the mock; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-        #[arg(long, conflicts_with = "bedrock_only")]
-        bedrock_endpoint: Option<String>,
-        /// Run only mock Bedrock.
-        #[arg(long)]
-        bedrock_only: bool,
-        /// Add this origin to every tenant's allowed origins (repeatable), e.g. your
-        /// widget's dev server: --allow-origin http://localhost:5173.
-        #[arg(long = "allow-origin", value_name = "ORIGIN")]
-        allow_origins: Vec<String>,
-        /// Run the design document's gateway and Master as written, or ours (hardened);
-        /// overrides the scenario's `servers`.
-        #[arg(long, value_name = "as-written|hardened")]
-        servers: Option<Servers>,
-        /// Record: send each Bedrock call to this endpoint instead of the mock (real
-        /// Bedrock, signed with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-        /// AWS_SESSION_TOKEN / AWS_REGION, or any Bedrock-compatible URL, unsigned
-        /// without them), pass its answers through and write them to --record-to.
-        #[arg(
-            long,
-            value_name = "URL",
-            requires = "record_to",
-            conflicts_with = "bedrock_endpoint"
-        )]
-        record_from: Option<String>,
-        /// Where --record-from writes the scenario with the recorded answers (rewritten
-        /// after each answer; serve it to replay).
-        #[arg(long, value_name = "FILE", requires = "record_from")]
-        record_to: Option<PathBuf>,
-    },
+    Serve(serve::ServeArgs),
     /// Run the regression suite in the simulator.
     Run {
         /// Scenario files or directories of them; the embedded default when absent.
@@ -245,30 +201,7 @@ fn main() -> ExitCode {
     };
     init_logging();
     let status = match cli.command {
-        Command::Serve {
-            scenario,
-            host,
-            master_port,
-            gateway_port,
-            bedrock_port,
-            bedrock_endpoint,
-            bedrock_only,
-            allow_origins,
-            servers,
-            record_from,
-            record_to,
-        } => serve::run(serve::ServeConfig {
-            scenario,
-            host,
-            master_port,
-            gateway_port,
-            bedrock_port,
-            bedrock_endpoint,
-            bedrock_only,
-            allow_origins,
-            servers,
-            record: record_from.zip(record_to),
-        }),
+        Command::Serve(args) => serve::run(args),
         Command::Run {
             scenarios,
             policy,

@@ -23,33 +23,64 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// What `serve` was asked for, free of clap types.
-#[derive(Debug, Clone)]
-pub(crate) struct ServeConfig {
-    /// The scenario file; the embedded default when `None`.
+/// What `serve` was asked for: the command line's own fields, parsed by clap.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Scenario file (reloaded when it changes); the embedded default when absent.
     pub scenario: Option<PathBuf>,
-    /// The address to bind (loopback unless the user says otherwise).
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Master Function port (also serves the demo page).
+    /// Master Function port (also serves the demo page at /).
+    #[arg(long, default_value_t = 4100)]
     pub master_port: u16,
     /// Streaming gateway port.
+    #[arg(long, default_value_t = 4101)]
     pub gateway_port: u16,
     /// Mock Bedrock port.
+    #[arg(long, default_value_t = 4102)]
     pub bedrock_port: u16,
-    /// A real Bedrock endpoint instead of the mock (credentials from the environment).
+    /// Use this Bedrock endpoint (e.g. https://bedrock-runtime.us-east-1.amazonaws.com)
+    /// instead of the mock; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, conflicts_with = "bedrock_only")]
     pub bedrock_endpoint: Option<String>,
     /// Run only mock Bedrock.
+    #[arg(long)]
     pub bedrock_only: bool,
-    /// Origins added to every tenant's allowed origins (`--allow-origin`).
+    /// Add this origin to every tenant's allowed origins (repeatable), e.g. your
+    /// widget's dev server: --allow-origin http://localhost:5173.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
-    /// `--servers`: the document's servers as written, or ours.
+    /// Run the design document's gateway and Master as written, or ours (hardened);
+    /// overrides the scenario's `servers`.
+    #[arg(long, value_name = "as-written|hardened")]
     pub servers: Option<picasso_core::scenario::Servers>,
+    /// Record: send each Bedrock call to this endpoint instead of the mock (real
+    /// Bedrock, signed with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+    /// AWS_SESSION_TOKEN / AWS_REGION, or any Bedrock-compatible URL, unsigned
+    /// without them), pass its answers through and write them to --record-to.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "record_to",
+        conflicts_with = "bedrock_endpoint"
+    )]
+    pub record_from: Option<String>,
+    /// Where --record-from writes the scenario with the recorded answers (rewritten
+    /// after each answer; serve it to replay).
+    #[arg(long, value_name = "FILE", requires = "record_from")]
+    pub record_to: Option<PathBuf>,
+}
+
+impl ServeArgs {
     /// `--record-from URL --record-to FILE`: a recording proxy instead of mock Bedrock.
-    pub record: Option<(String, PathBuf)>,
+    fn record(&self) -> Option<(String, PathBuf)> {
+        self.record_from.clone().zip(self.record_to.clone())
+    }
 }
 
 /// Runs the servers until Ctrl-C or SIGTERM.
-pub(crate) fn run(config: ServeConfig) -> Status {
+pub(crate) fn run(config: ServeArgs) -> Status {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,7 +117,7 @@ async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener
         })
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let scenario = load(config.scenario.as_ref())?;
     let bedrock_listener = if config.bedrock_endpoint.is_none() {
         Some(bind(config.host, config.bedrock_port, "bedrock").await?)
@@ -105,7 +136,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let bedrock_state = MockState::new(scenario.clone());
     let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
         (Some(url), _) => url.clone(),
-        (None, Some(listener)) if config.record.is_some() => {
+        (None, Some(listener)) if config.record().is_some() => {
             record(&config, &scenario, listener, &shutdown, &mut tasks)?
         }
         (None, Some(listener)) => {
@@ -213,14 +244,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Starts the recording proxy on the Bedrock listener; returns its URL.
 fn record(
-    config: &ServeConfig,
+    config: &ServeArgs,
     scenario: &Scenario,
     listener: TcpListener,
     shutdown: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
 ) -> anyhow::Result<String> {
     use mock_bedrock::record::{self, HttpUpstream, Recorder, SigningKeys};
-    let Some((from, to)) = &config.record else {
+    let Some((from, to)) = &config.record() else {
         anyhow::bail!("record() needs --record-from and --record-to");
     };
     let keys = SigningKeys::from_env();

@@ -272,7 +272,7 @@ pub fn client_for(router: Router) -> Client {
     build_client(
         &BedrockConfig::mock("http://bedrock.test"),
         Runtime {
-            http_client: Some(mock_bedrock::in_process::http_client(router)),
+            http_client: Some(bedrock_client::in_process::http_client(router)),
             ..Runtime::default()
         },
     )

@@ -95,7 +95,7 @@ fn world() -> Router {
     let client: Client = build_client(
         &BedrockConfig::mock("http://bedrock.test"),
         Runtime {
-            http_client: Some(mock_bedrock::in_process::http_client(mock_bedrock::app(
+            http_client: Some(bedrock_client::in_process::http_client(mock_bedrock::app(
                 bedrock,
             ))),
             ..Runtime::default()

@@ -46,7 +46,6 @@ pub mod answers;
 pub mod error;
 pub mod eventstream;
 pub mod faults;
-pub mod in_process;
 pub mod journal;
 pub mod matchers;
 mod mock;

@@ -14,9 +14,9 @@ use crate::widget::{
 };
 use axum::Router;
 use axum::body::Body;
+use bedrock_client::in_process;
 use bedrock_client::{BedrockConfig, Runtime};
 use http_body_util::BodyExt;
-use mock_bedrock::in_process;
 use picasso_core::scenario::{Scenario, Session};
 use picasso_core::wire::ChatRequest;
 use std::collections::BTreeMap;

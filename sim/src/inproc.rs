@@ -3,7 +3,7 @@
 //! Under a paused tokio clock a real socket makes the runtime look idle, so timeouts
 //! would fire at once (`widget-and-determinism.md` §A.1). Instead every hop is a call of
 //! the next server's `Router` through `tower::ServiceExt::oneshot`:
-//! - mock Bedrock's `in_process::RouterHttpClient`: the SDK's `HttpClient`, handing each
+//! - the Bedrock client's `in_process::RouterHttpClient`: the SDK's `HttpClient`, handing each
 //!   request to mock Bedrock's router;
 //! - [`RouterConfigSource`]: the gateway's `ConfigSource`, asking the Master's router;
 //! - [`VirtualTime`]: the SDK's clock (SigV4's `x-amz-date`), a fixed epoch plus tokio's

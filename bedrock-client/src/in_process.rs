@@ -1,11 +1,12 @@
-//! Mock Bedrock without a socket: an AWS SDK `HttpClient` that hands each request to a
-//! router in-process (`tower::ServiceExt::oneshot`) and streams the body back.
+//! The in-process transport of the Bedrock hop: an AWS SDK `HttpClient` that hands each
+//! request to a router (`tower::ServiceExt::oneshot`, usually mock Bedrock's) and
+//! streams the body back, with no socket.
 //!
 //! Under a paused tokio clock a real socket makes the runtime look idle, so timeouts
 //! would fire at once (`widget-and-determinism.md` §A.1); the simulator, the servers'
 //! tests and their benchmarks call mock Bedrock this way instead. Build the SDK client
 //! with `bedrock_client::build_client(&config, Runtime { http_client:
-//! Some(in_process::http_client(router)), .. })`. When the SDK drops a response body,
+//! Some(bedrock_client::in_process::http_client(router)), .. })`. When the SDK drops a response body,
 //! the router's body is dropped with it, as a closed connection would: the journal
 //! shows the call cut short.
 
