@@ -28,7 +28,10 @@ pub(crate) fn router(world: World) -> Router {
             "/widgets/corrected/widget.js",
             get(|| async {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/javascript; charset=utf-8",
+                    )],
                     CORRECTED_WIDGET,
                 )
             }),
