@@ -119,7 +119,8 @@ pub enum PageError {
     },
     /// A task ran past its instruction budget (an endless loop, most likely).
     #[error(
-        "instruction budget exhausted in {task}: the script ran for more than {budget} interrupt checks (~{budget}0,000 operations) without returning; an endless loop?"
+        "instruction budget exhausted in {task}: the script ran past {budget} interrupt checks (about {} million bytecode operations) without returning; an endless loop?",
+        budget / 100
     )]
     Budget {
         /// The task that was stopped.
