@@ -16,6 +16,7 @@ use crate::eventsource::{EsAction, EventSource, ReadyState};
 use crate::modules::WidgetSource;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rquickjs::context::intrinsic;
 use rquickjs::{Context, Ctx, Function, Object, Runtime, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,9 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 /// widget needs for one event, low enough that `while (true) {}` stops in well under a
 /// second.
 pub const DEFAULT_BUDGET: u64 = 10_000;
+
+/// Bytes allocated between two runs of QuickJS's cycle collector (its default is 256 KiB).
+const GC_THRESHOLD: usize = 64 << 20;
 
 /// What a page asks the outside world to do, or tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +84,17 @@ pub enum Request {
         /// The JavaScript stack (file:line:column per frame).
         stack: String,
     },
-    /// A report through the adapter contract (`host.render`, `host.settle`, …).
+    /// `host.render(id, text, cursor)`: what a message's bubble shows now.
+    Render {
+        /// The message.
+        id: String,
+        /// The text.
+        text: String,
+        /// Whether the user still waits (a cursor shows).
+        cursor: bool,
+    },
+    /// Any other report through the adapter contract (`host.settle`, `host.metric`, …),
+    /// its arguments as JSON.
     Report {
         /// Which report.
         kind: String,
@@ -105,7 +119,8 @@ pub enum PageError {
     },
     /// A task ran past its instruction budget (an endless loop, most likely).
     #[error(
-        "instruction budget exhausted in {task}: the script ran for more than {budget} interrupt checks (~{budget}0,000 operations) without returning; an endless loop?"
+        "instruction budget exhausted in {task}: the script ran past {budget} interrupt checks (about {} million bytecode operations) without returning; an endless loop?",
+        budget / 100
     )]
     Budget {
         /// The task that was stopped.
@@ -113,6 +128,61 @@ pub enum PageError {
         /// The budget.
         budget: u64,
     },
+}
+
+/// A QuickJS runtime that pages share: one per simulation thread and widget, so the
+/// sessions of a run share atoms, shapes and the module loader (a session is a realm, a
+/// `Context`, of its own; nothing of one realm is reachable from another). Tasks never
+/// interleave on one thread, so one instruction counter serves every page.
+#[derive(Clone)]
+pub struct Engine {
+    rt: Runtime,
+    ticks: Arc<AtomicU64>,
+    interrupted: Arc<AtomicBool>,
+    budget: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A runtime that loads `source`'s modules, with `budget` interrupt checks per task.
+    pub fn new(source: &WidgetSource, budget: u64) -> Result<Engine, PageError> {
+        let rt = Runtime::new().map_err(|e| PageError::Load(format!("QuickJS runtime: {e}")))?;
+        // Shared by every page on the runtime: generous, but a runaway allocation stops.
+        rt.set_memory_limit(1 << 30);
+        rt.set_max_stack_size(1 << 20);
+        // QuickJS frees by reference counting; the cycle collector runs after this many
+        // bytes are allocated and scans every live realm on the runtime, so a low
+        // threshold makes thousands of concurrent sessions pay for each other.
+        rt.set_gc_threshold(GC_THRESHOLD);
+        let (resolver, loader) = source.loader();
+        rt.set_loader(resolver, loader);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        {
+            let ticks = ticks.clone();
+            let interrupted = interrupted.clone();
+            rt.set_interrupt_handler(Some(Box::new(move || {
+                let stop = ticks.fetch_add(1, Ordering::Relaxed) >= budget;
+                if stop {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
+                stop
+            })));
+        }
+        Ok(Engine {
+            rt,
+            ticks,
+            interrupted,
+            budget,
+        })
+    }
 }
 
 /// How a page is set up.
@@ -126,7 +196,7 @@ pub struct PageOptions {
     pub reconnect_ms: u64,
     /// Virtual time when the page opens.
     pub now_ms: u64,
-    /// Interrupt-handler calls per task.
+    /// Interrupt-handler calls per task (for [`Page::open`]; an [`Engine`] has its own).
     pub budget: u64,
 }
 
@@ -176,35 +246,41 @@ impl std::fmt::Debug for Page {
 }
 
 impl Page {
-    /// A fresh realm with the globals, the widget's modules loaded, and
-    /// `createWidget(host)` called with `host_js`, a JavaScript expression for the host
-    /// object (it may use `__report(kind, ...args)`).
+    /// A fresh realm on a runtime of its own (tests, tools); see [`Page::open_in`].
     pub fn open(
         source: &WidgetSource,
         options: PageOptions,
         host_js: &str,
     ) -> Result<Page, PageError> {
-        let rt = Runtime::new().map_err(|e| PageError::Load(format!("QuickJS runtime: {e}")))?;
-        rt.set_memory_limit(64 << 20);
-        rt.set_max_stack_size(1 << 20);
-        let (resolver, loader) = source.loader();
-        rt.set_loader(resolver, loader);
-        let ticks = Arc::new(AtomicU64::new(0));
-        let interrupted = Arc::new(AtomicBool::new(false));
-        {
-            let ticks = ticks.clone();
-            let interrupted = interrupted.clone();
-            let budget = options.budget;
-            rt.set_interrupt_handler(Some(Box::new(move || {
-                let stop = ticks.fetch_add(1, Ordering::Relaxed) >= budget;
-                if stop {
-                    interrupted.store(true, Ordering::Relaxed);
-                }
-                stop
-            })));
-        }
-        let ctx =
-            Context::full(&rt).map_err(|e| PageError::Load(format!("QuickJS context: {e}")))?;
+        let engine = Engine::new(source, options.budget)?;
+        Page::open_in(&engine, source, options, host_js)
+    }
+
+    /// A fresh realm on `engine` with the globals, the widget's modules loaded, and
+    /// `createWidget(host)` called with `host_js`, a JavaScript expression for the host
+    /// object (it may use `__report(kind, ...args)`).
+    pub fn open_in(
+        engine: &Engine,
+        source: &WidgetSource,
+        options: PageOptions,
+        host_js: &str,
+    ) -> Result<Page, PageError> {
+        // Every intrinsic but WeakRef/FinalizationRegistry (they would let a page observe
+        // garbage collection, which on a shared runtime depends on other sessions) and
+        // QuickJS's own `performance` (real time; the prelude supplies a virtual one).
+        let ctx = Context::custom::<(
+            intrinsic::Date,
+            intrinsic::Eval,
+            intrinsic::RegExpCompiler,
+            intrinsic::RegExp,
+            intrinsic::Json,
+            intrinsic::Proxy,
+            intrinsic::MapSet,
+            intrinsic::TypedArrays,
+            intrinsic::Promise,
+            intrinsic::DOMException,
+        )>(&engine.rt)
+        .map_err(|e| PageError::Load(format!("QuickJS context: {e}")))?;
         let state = Arc::new(Mutex::new(State {
             now_ms: options.now_ms,
             opened_ms: options.now_ms,
@@ -222,11 +298,11 @@ impl Page {
         }));
         let page = Page {
             ctx,
-            _rt: rt,
+            _rt: engine.rt.clone(),
             state,
-            ticks,
-            interrupted,
-            budget: options.budget,
+            ticks: engine.ticks.clone(),
+            interrupted: engine.interrupted.clone(),
+            budget: engine.budget,
         };
         page.ctx
             .with(|ctx| install_host(&ctx, &page.state))
@@ -239,7 +315,13 @@ impl Page {
                const create = m.createWidget || (m.default && m.default.createWidget) || m.default;\n\
                if (typeof create !== 'function') throw new TypeError('{entry} exports no createWidget(host)');\n\
                globalThis.__widget = create({host_js});\n\
-             }}).catch((e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || ''));"
+             }}).catch((e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || ''));\n\
+             globalThis.__callWidget = (method, args) => {{\n\
+               const w = globalThis.__widget; if (!w || typeof w[method] !== 'function') return;\n\
+               const fail = (e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || '');\n\
+               try {{ const r = w[method](...JSON.parse(args)); if (r && typeof r.then === 'function') r.then(undefined, fail); }}\n\
+               catch (e) {{ fail(e); }}\n\
+             }};"
         );
         page.task("loading the widget", |ctx| ctx.eval::<(), _>(boot))?;
         page.check()?;
@@ -617,6 +699,10 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let s = state.clone();
     native!("uncaught", move |message: String, stack: String| {
         lock(&s).out.push(Request::Uncaught { message, stack });
+    });
+    let s = state.clone();
+    native!("render", move |id: String, text: String, cursor: bool| {
+        lock(&s).out.push(Request::Render { id, text, cursor });
     });
     let s = state.clone();
     native!("report", move |kind: String, args: String| {

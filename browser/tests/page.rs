@@ -287,3 +287,18 @@ fn a_missing_export_is_a_load_error() {
     let err = open("export const x = 1;\n", true).expect_err("no createWidget");
     assert!(err.to_string().contains("createWidget"), "{err}");
 }
+
+/// Nothing that would let a page observe the garbage collector (which, with realms
+/// sharing a runtime, depends on other sessions) or real time.
+#[test]
+fn no_gc_or_real_time_observers() {
+    let page = open(
+        "export function createWidget(host) {\n  console.log(typeof WeakRef, typeof FinalizationRegistry, typeof performance.timeOrigin, 2n ** 64n > 0n);\n  return {};\n}\n",
+        true,
+    )
+    .expect("loads");
+    assert_eq!(
+        consoles(&page.take_requests()),
+        ["undefined undefined undefined true"]
+    );
+}

@@ -92,6 +92,10 @@ fn main() {
     let sessions = args.first().copied().unwrap_or(2_000);
     let messages = args.get(1).copied().unwrap_or(5);
     let tokens = args.get(2).copied().unwrap_or(20);
+    // An optional word after the numbers keeps only the policies whose name contains it.
+    let only: Option<String> = std::env::args()
+        .skip(1)
+        .find(|a| a.parse::<usize>().is_err() && !a.starts_with('-'));
     let scenario = population(sessions, messages, tokens);
     let options = RunOptions {
         transcript: false,
@@ -103,6 +107,9 @@ fn main() {
         Policy::AsWritten,
         widget("widgets/as-written"),
     ] {
+        if only.as_deref().is_some_and(|o| !policy.name().contains(o)) {
+            continue;
+        }
         let t0 = Instant::now();
         let outcome = match run_with(&scenario, policy, options) {
             Ok(o) => o,

@@ -132,12 +132,21 @@ export function createWidget(host) {
     armOpenTimers(m);
   }
 
+  // T_idle is a deadline moved by every text frame; its timer checks the deadline when
+  // it fires and sleeps again if a frame moved it (no timer churn per token).
   function armOpenTimers(m) {
     clearTimers(m);
-    after(m, settings.idle_timeout_ms, () => {
+    m.idleAt = Date.now() + settings.idle_timeout_ms;
+    const checkIdle = () => {
+      const left = m.idleAt - Date.now();
+      if (left > 0) {
+        after(m, left, checkIdle);
+        return;
+      }
       console.log(`${m.id}: T_idle expired`);
       closeAndFallBack(m, 'STREAM_004');
-    });
+    };
+    after(m, settings.idle_timeout_ms, checkIdle);
     after(m, Math.max(0, m.totalAt - Date.now()), () => {
       console.log(`${m.id}: T_total expired`);
       closeAndFallBack(m, 'STREAM_004');
@@ -186,7 +195,7 @@ export function createWidget(host) {
     const type = frame && typeof frame === 'object' ? frame.type : undefined;
     if (type === 'text' && typeof frame.content === 'string') {
       m.buffer += frame.content;
-      armOpenTimers(m);
+      m.idleAt = Date.now() + settings.idle_timeout_ms;
       m.shown = m.buffer;
       render(m);
     } else if (type === 'end') {
@@ -368,6 +377,7 @@ export function createWidget(host) {
         attempts: 0,
         fallbackFrom: null,
         totalAt: null,
+        idleAt: null,
         controller: null,
         timers: [],
       };

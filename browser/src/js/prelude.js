@@ -64,10 +64,17 @@
     constructor(type, init) {
       this.type = type;
       this.target = null;
-      Object.assign(this, init || {});
+      if (init) Object.assign(this, init);
     }
   }
-  class MessageEvent extends Event {}
+  class MessageEvent extends Event {
+    constructor(type, init) {
+      super(type);
+      this.data = init && init.data !== undefined ? init.data : null;
+      this.lastEventId = (init && init.lastEventId) || '';
+      this.origin = (init && init.origin) || '';
+    }
+  }
   class EventTarget {
     constructor() {
       this._listeners = new Map();
@@ -89,15 +96,23 @@
       ev.currentTarget = this;
       const handler = this['on' + ev.type];
       // Handler attributes run where they were first set; in practice widgets use one or
-      // the other, so the attribute runs first, then the listeners in order.
-      const fns = [];
-      if (typeof handler === 'function') fns.push(handler);
-      for (const fn of this._listeners.get(ev.type) || []) fns.push(fn);
-      for (const fn of fns) {
+      // the other, so the attribute runs first, then the listeners in order (a copy, so
+      // a listener added or removed during dispatch does not change this one).
+      const listeners = this._listeners.get(ev.type);
+      if (typeof handler === 'function') {
         try {
-          fn.call(this, ev);
+          handler.call(this, ev);
         } catch (e) {
           reportError(e);
+        }
+      }
+      if (listeners) {
+        for (const fn of listeners.slice()) {
+          try {
+            fn.call(this, ev);
+          } catch (e) {
+            reportError(e);
+          }
         }
       }
       return true;

@@ -16,7 +16,7 @@ use super::{
     Terminal, note,
 };
 use crate::sse_parser::{Parser, SseItem};
-use picasso_browser::{Page, PageError, PageOptions, Request, WidgetSource};
+use picasso_browser::{Engine, Page, PageError, PageOptions, Request, WidgetSource};
 use picasso_core::rng;
 use picasso_core::wire::{ChatRequest, StreamFrame};
 use serde_json::{Value, json};
@@ -72,6 +72,25 @@ pub fn register(path: &std::path::Path) -> Result<JsWidgetId, picasso_browser::S
         source,
     });
     Ok(JsWidgetId((reg.len() - 1) as u16))
+}
+
+thread_local! {
+    /// One QuickJS runtime per thread and widget: a simulation's sessions all run on
+    /// its thread (a `current_thread` runtime), each in a realm of its own on the shared
+    /// runtime, which keeps thousands of concurrent sessions small and cache-friendly.
+    static ENGINES: std::cell::RefCell<BTreeMap<JsWidgetId, Engine>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+fn engine(id: JsWidgetId, source: &WidgetSource) -> Result<Engine, PageError> {
+    ENGINES.with(|engines| {
+        if let Some(e) = engines.borrow().get(&id) {
+            return Ok(e.clone());
+        }
+        let e = Engine::new(source, picasso_browser::DEFAULT_BUDGET)?;
+        engines.borrow_mut().insert(id, e.clone());
+        Ok(e)
+    })
 }
 
 impl JsWidgetId {
@@ -148,7 +167,9 @@ impl JsWidget {
             now_ms: 0,
             budget: picasso_browser::DEFAULT_BUDGET,
         };
-        match Page::open(&source, options, &w.host_js()) {
+        let page =
+            engine(id, &source).and_then(|e| Page::open_in(&e, &source, options, &w.host_js()));
+        match page {
             Ok(page) => w.page = Some(page),
             Err(e) => w.failure = Some(format!("{}: {e}", source.entry_name())),
         }
@@ -168,7 +189,7 @@ impl JsWidget {
         });
         format!(
             "{{ tenantHash: {}, sessionId: {}, settings: {settings},\n\
-               render: (id, text, cursor) => __report('render', id, String(text), !!cursor),\n\
+               render: (id, text, cursor) => __host.render(String(id), String(text), !!cursor),\n\
                settle: (id, outcome) => __report('settle', id, outcome),\n\
                metric: (name, id) => __report('metric', name, id),\n\
                retryWait: (id, ms) => __report('retryWait', id, ms) }}",
@@ -428,6 +449,7 @@ impl JsWidget {
                     format!("uncaught {message} {at}"),
                 ));
             }
+            Request::Render { id, text, cursor } => self.render(id, text, cursor),
             Request::Report { kind, args } => self.report(&kind, &args),
         }
     }
@@ -442,23 +464,6 @@ impl JsWidget {
         };
         let now = self.now_ms;
         match kind {
-            "render" => {
-                let (id, text) = (s(0), s(1));
-                let cursor = args.get(2).and_then(Value::as_bool).unwrap_or(false);
-                self.cursor.insert(id.clone(), cursor);
-                let Some(r) = self.record(&id) else { return };
-                if r.terminal.is_none() && !text.is_empty() {
-                    r.show_live(&text);
-                    if r.ttft_ms.is_none() {
-                        let ttft = now.saturating_sub(r.sent_at);
-                        r.ttft_ms = Some(ttft);
-                        self.metrics.ttft_ms.push(ttft);
-                    }
-                }
-                if let Some(r) = self.record(&id) {
-                    r.final_text = text;
-                }
-            }
             "settle" => {
                 let id = s(0);
                 let outcome = args.get(1).cloned().unwrap_or_default();
@@ -511,6 +516,27 @@ impl JsWidget {
             }
             _ => {}
         }
+    }
+
+    /// `host.render(id, text, cursor)`: what the bubble shows now.
+    fn render(&mut self, id: String, text: String, cursor: bool) {
+        let now = self.now_ms;
+        let Some(r) = self.record(&id) else {
+            self.cursor.insert(id, cursor);
+            return;
+        };
+        let mut first_token = None;
+        if r.terminal.is_none() && !text.is_empty() {
+            r.show_live(&text);
+            if r.ttft_ms.is_none() {
+                let ttft = now.saturating_sub(r.sent_at);
+                r.ttft_ms = Some(ttft);
+                first_token = Some(ttft);
+            }
+        }
+        r.final_text = text;
+        self.metrics.ttft_ms.extend(first_token);
+        self.cursor.insert(id, cursor);
     }
 
     fn record(&mut self, id: &str) -> Option<&mut MessageRecord> {
