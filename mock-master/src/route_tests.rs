@@ -251,6 +251,11 @@ async fn cors_for_the_tenants_origins() {
         ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "https://fostervillage.org"
     );
+    assert_eq!(
+        ok.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+        "retry-after",
+        "a page must be able to read Retry-After"
+    );
     let other = w.call(get("https://austinangels.com")).await;
     assert!(
         other

@@ -263,6 +263,12 @@ fn finish(
     headers.append(header::VARY, HeaderValue::from_static("origin"));
     if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        // A cross-origin page reads only CORS-safelisted headers unless told: the
+        // widget must see `Retry-After` on a `429` to honour it.
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("retry-after"),
+        );
     }
     response
 }
