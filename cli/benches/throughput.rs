@@ -6,8 +6,6 @@
 //! `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS]`.
 
 use picasso_browser::{Page, PageOptions, WidgetSource};
-use picasso_core::Scenario;
-use picasso_core::scenario::{Answer, Message, Pacing, Session};
 use picasso_simulator::{Policy, RunOptions, run_with};
 use rand::SeedableRng;
 use std::path::Path;
@@ -43,47 +41,6 @@ fn startup(runs: usize) -> f64 {
     times[runs / 2]
 }
 
-fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {
-    let mut s = Scenario::default_scenario();
-    s.name = "bench".into();
-    s.faults.clear();
-    let mut a = Answer::unscripted();
-    a.id = "twenty".into();
-    // `tokens` word tokens, paced like a fast model.
-    a.text = Some(
-        (0..tokens)
-            .map(|i| format!("w{i}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    a.pacing = Some(Pacing {
-        first_token_ms: 300,
-        gap_ms: 50,
-    });
-    s.answers = vec![a];
-    s.limits.rate_limit = u32::MAX;
-    let tenant = s.tenants[0].hash.clone();
-    s.sessions = (0..sessions)
-        .map(|i| Session {
-            id: format!("b{i}"),
-            tenant: tenant.clone(),
-            start_ms: (i as u64 * 37) % 60_000,
-            event_source: true,
-            origin: None,
-            close_at_ms: None,
-            messages: (0..messages)
-                .map(|j| Message {
-                    id: format!("b{i}-m{j}"),
-                    text: format!("question {j}"),
-                    think_ms: 2_000,
-                    at_ms: None,
-                })
-                .collect(),
-        })
-        .collect();
-    s
-}
-
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -96,7 +53,7 @@ fn main() {
     let only: Option<String> = std::env::args()
         .skip(1)
         .find(|a| a.parse::<usize>().is_err() && !a.starts_with('-'));
-    let scenario = population(sessions, messages, tokens);
+    let scenario = picasso_simulator::bench::population(sessions, messages, tokens);
     let options = RunOptions {
         transcript: false,
         check: false,

@@ -7,6 +7,7 @@
 //! Exit codes are 0 (all good), 1 (a check or scenario failed) and 2 (a usage or input
 //! error), so scripts and CI jobs can act on them.
 
+mod bench;
 mod demo;
 mod demo_page;
 mod in_order;
@@ -116,6 +117,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Measure: mock Bedrock or the whole world (served in a child process, this process
+    /// the clients) or the simulator; --json for CI.
+    Bench(bench::BenchArgs),
     /// Rehearse the design document's rollout on a simulated population.
     Rollout {
         /// Scenario with a [rollout] section; the embedded rollout rehearsal when absent.
@@ -281,6 +285,7 @@ fn main() -> ExitCode {
                 Status::InputError
             }
         },
+        Command::Bench(args) => bench::run(args),
         Command::Validate { files } => validate::run(&files),
         Command::Schema => schema::run(),
     };

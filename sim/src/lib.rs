@@ -19,6 +19,7 @@
 //! The `picasso-sim` binary (the `cli/` crate) parses arguments and prints; everything
 //! it prints is computed here, so a team can drive the same from its own tests.
 
+pub mod bench;
 pub mod demo;
 pub mod driver;
 pub use picasso_browser::{eventsource, netstack, sse_parser};

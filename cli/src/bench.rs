@@ -1,0 +1,403 @@
+//! `picasso-sim bench bedrock|gateway|sim [--json]`: the numbers a user quotes.
+//!
+//! For `bedrock` and `gateway` the server is a child process (`picasso-sim serve`, on
+//! free loopback ports) and this process is only the clients, so the server's CPU and
+//! memory are its own (`/proc/<pid>`). The streams start at once (a burst), each an
+//! answer of `--tokens` text deltas of 4 characters, `--gap-ms` before each. Reported:
+//! time to first token (over the scripted gap), the pacing error of every later gap
+//! (|arrival gap − scripted gap|), server CPU seconds per 1,000 frames, server peak RSS,
+//! streams held. `sim` runs the simulator in this process on one thread: simulated
+//! messages per second with the corrected policy.
+
+use super::Status;
+use serde_json::json;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Target {
+    /// Mock Bedrock alone (`serve --bedrock-only`), ConverseStream over HTTP/1.1.
+    Bedrock,
+    /// The whole world (`serve`): streams through the gateway.
+    Gateway,
+    /// The simulator, in this process on one thread.
+    Sim,
+}
+
+/// `picasso-sim bench`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub target: Target,
+    /// Concurrent streams (bedrock, gateway) or simulated sessions (sim).
+    #[arg(long, default_value_t = 1000)]
+    pub streams: usize,
+    /// Text deltas per answer.
+    #[arg(long, default_value_t = 40)]
+    pub tokens: usize,
+    /// Scripted milliseconds before each delta.
+    #[arg(long, default_value_t = 20)]
+    pub gap_ms: u64,
+    /// Messages per simulated session (sim).
+    #[arg(long, default_value_t = 5)]
+    pub messages: usize,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the benchmark and prints its numbers.
+pub(crate) fn run(args: BenchArgs) -> Status {
+    let result = match args.target {
+        Target::Sim => sim(&args),
+        Target::Bedrock | Target::Gateway => served(&args),
+    };
+    match result {
+        Ok(value) => {
+            if args.json {
+                println!("{value}");
+            } else {
+                print_lines(&value);
+            }
+            Status::Ok
+        }
+        Err(e) => {
+            eprintln!("error: bench: {e}");
+            Status::Failed
+        }
+    }
+}
+
+fn print_lines(value: &serde_json::Value) {
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            println!("{k:<28} {v}");
+        }
+    }
+}
+
+/// The simulator's rate on this thread, with the corrected policy.
+fn sim(args: &BenchArgs) -> Result<serde_json::Value, String> {
+    let scenario = picasso_simulator::bench::population(args.streams, args.messages, args.tokens);
+    let options = picasso_simulator::RunOptions {
+        transcript: false,
+        check: false,
+    };
+    let t0 = Instant::now();
+    let outcome =
+        picasso_simulator::run_with(&scenario, picasso_simulator::Policy::Corrected, options)
+            .map_err(|e| e.to_string())?;
+    let wall = t0.elapsed().as_secs_f64();
+    let messages = args.streams * args.messages;
+    Ok(json!({
+        "target": "sim",
+        "policy": "corrected",
+        "messages": messages,
+        "tokens_per_message": args.tokens,
+        "wall_s": round(wall, 3),
+        "msgs_per_s": round(messages as f64 / wall, 0),
+        "simulated_s_per_wall_s": round(outcome.end_ms as f64 / 1000.0 / wall, 1),
+        "bedrock_calls": outcome.bedrock.len(),
+    }))
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// The served world, killed on drop.
+struct ServedChild(Child);
+
+impl Drop for ServedChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The benchmark's scenario: one streaming tenant, one answer of `tokens` deltas.
+fn scenario_text(tokens: usize, gap_ms: u64) -> String {
+    let list: Vec<String> = (0..tokens)
+        .map(|_| format!("{{ text = \"tok \", delay_ms = {gap_ms} }}"))
+        .collect();
+    format!(
+        r#"name = "bench"
+seed = 1
+
+[[tenants]]
+hash = "fo85e6a06dcdf4"
+name = "Foster Village"
+streaming_enabled = true
+streaming_percentage = 100
+allowed_origins = ["https://fostervillage.org"]
+
+[[answers]]
+id = "bench"
+pattern = "."
+tokens = [{}]
+
+[limits]
+rate_limit = 4294967295
+heartbeat_ms = 0
+"#,
+        list.join(", ")
+    )
+}
+
+/// CPU seconds (user + system) of a process so far.
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let per_s = rustix::param::clock_ticks_per_second() as f64;
+    // utime is field 14, stime 15: indices 11 and 12 after the name.
+    Ok((ticks(11) + ticks(12)) as f64 / per_s)
+}
+
+/// Peak resident memory of a process, MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| round(kib / 1024.0, 1))
+}
+
+/// Starts `picasso-sim serve` on free ports and waits until `wait_port` accepts.
+fn start_serve(args: &BenchArgs, dir: &std::path::Path) -> Result<(ServedChild, u16, u16), String> {
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, scenario_text(args.tokens, args.gap_ms))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let (master, gateway, bedrock) = (free_port()?, free_port()?, free_port()?);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .arg(&file)
+        .args(["--master-port", &master.to_string()])
+        .args(["--gateway-port", &gateway.to_string()])
+        .args(["--bedrock-port", &bedrock.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if args.target == Target::Bedrock {
+        cmd.arg("--bedrock-only");
+    }
+    let child = ServedChild(
+        cmd.spawn()
+            .map_err(|e| format!("cannot start serve: {e}"))?,
+    );
+    let wait_port = if args.target == Target::Bedrock {
+        bedrock
+    } else {
+        gateway
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], wait_port));
+    for _ in 0..200 {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok((child, gateway, bedrock));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err("serve did not come up within 10 s".into())
+}
+
+/// One stream's arrival times of its text deltas.
+#[derive(Debug, Default)]
+struct Arrivals {
+    sent: Option<Instant>,
+    tokens: Vec<Instant>,
+}
+
+/// Runs the burst against a served world and measures it.
+fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
+    raise_fd_limit();
+    let dir = std::env::temp_dir().join(format!("picasso-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (child, gateway, bedrock) = start_serve(args, &dir)?;
+    let pid = child.0.id();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let cpu_before = cpu_seconds(pid)?;
+    let target = args.target;
+    let streams = args.streams;
+    let started = Instant::now();
+    let arrivals: Vec<Arrivals> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..streams)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    match target {
+                        Target::Bedrock => bedrock_stream(&client, bedrock, i).await,
+                        _ => gateway_stream(&client, gateway, i).await,
+                    }
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_default());
+        }
+        out
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let rss = peak_rss_mib(pid);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let gap = args.gap_ms as f64;
+    let mut ttft: Vec<f64> = Vec::new();
+    let mut errors: Vec<f64> = Vec::new();
+    let mut frames = 0usize;
+    let mut complete = 0usize;
+    for a in &arrivals {
+        frames += a.tokens.len();
+        complete += usize::from(a.tokens.len() == args.tokens);
+        if let (Some(sent), Some(first)) = (a.sent, a.tokens.first()) {
+            ttft.push(first.duration_since(sent).as_secs_f64() * 1000.0 - gap);
+        }
+        for w in a.tokens.windows(2) {
+            let g = w[1].duration_since(w[0]).as_secs_f64() * 1000.0;
+            errors.push((g - gap).abs());
+        }
+    }
+    let q = |v: &mut Vec<f64>, p: f64| -> f64 {
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(f64::total_cmp);
+        let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        round(v[i], 2)
+    };
+    Ok(json!({
+        "target": match target { Target::Bedrock => "bedrock", _ => "gateway" },
+        "streams": streams,
+        "streams_complete": complete,
+        "tokens_per_stream": args.tokens,
+        "scripted_gap_ms": args.gap_ms,
+        "frames": frames,
+        "wall_s": round(wall, 2),
+        "ttft_over_script_ms_p50": q(&mut ttft, 0.5),
+        "ttft_over_script_ms_p99": q(&mut ttft, 0.99),
+        "pacing_error_ms_p50": q(&mut errors, 0.5),
+        "pacing_error_ms_p99": q(&mut errors, 0.99),
+        "server_cpu_s_per_1000_frames": round(cpu / (frames.max(1) as f64) * 1000.0, 4),
+        "server_peak_rss_mib": rss,
+    }))
+}
+
+/// One ConverseStream call; the arrival time of each `contentBlockDelta` frame (the
+/// event-stream prelude's total length splits the frames).
+async fn bedrock_stream(client: &reqwest::Client, port: u16, i: usize) -> Arrivals {
+    use futures_util::StreamExt;
+    let mut a = Arrivals::default();
+    let url = format!(
+        "http://127.0.0.1:{port}/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+    );
+    let body = json!({"messages": [{"role": "user", "content": [{"text": format!("bench {i}")}]}]});
+    a.sent = Some(Instant::now());
+    let Ok(response) = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+    else {
+        return a;
+    };
+    let mut stream = response.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let now = Instant::now();
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len < 16 || buf.len() < len {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            if frame.windows(17).any(|w| w == b"contentBlockDelta") {
+                a.tokens.push(now);
+            }
+        }
+    }
+    a
+}
+
+/// One stream through the gateway; the arrival time of each text frame.
+async fn gateway_stream(client: &reqwest::Client, port: u16, i: usize) -> Arrivals {
+    use futures_util::StreamExt;
+    let mut a = Arrivals::default();
+    let url = format!(
+        "http://127.0.0.1:{port}/?tenant_hash=fo85e6a06dcdf4&user_input=bench+{i}&session_id=b{i}&message_id=m{i}"
+    );
+    a.sent = Some(Instant::now());
+    let Ok(response) = client
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+    else {
+        return a;
+    };
+    let mut stream = response.bytes_stream();
+    let mut buf = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let now = Instant::now();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if frame.contains(r#""type": "text""#) {
+                a.tokens.push(now);
+            }
+        }
+    }
+    a
+}
+
+/// Thousands of streams need thousands of descriptors (the child inherits the limit).
+fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let want = Rlimit {
+        current: Some(65_536),
+        maximum: Some(65_536),
+    };
+    if setrlimit(Resource::Nofile, want).is_err() {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! `picasso-sim bench` end to end, at a small size: each target prints one JSON object
+//! with its numbers, and every stream of the served targets completes. (The numbers
+//! themselves are timing, so only their presence and the counts are checked.)
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn served_targets_measure_every_stream_through_a_child_server() {
+    for target in ["bedrock", "gateway"] {
+        let v = bench(&[target, "--streams", "20", "--tokens", "5", "--gap-ms", "5"]);
+        assert_eq!(v["target"], target);
+        assert_eq!(v["streams_complete"], 20, "{v}");
+        assert_eq!(v["frames"], 100, "{v}");
+        for key in [
+            "ttft_over_script_ms_p50",
+            "ttft_over_script_ms_p99",
+            "pacing_error_ms_p50",
+            "pacing_error_ms_p99",
+            "server_cpu_s_per_1000_frames",
+            "server_peak_rss_mib",
+        ] {
+            assert!(v[key].is_number(), "{key}: {v}");
+        }
+        assert!(v["server_peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");
+    }
+}
+
+#[test]
+fn sim_reports_its_rate() {
+    let v = bench(&["sim", "--streams", "10", "--messages", "2", "--tokens", "5"]);
+    assert_eq!(v["messages"], 20);
+    assert_eq!(v["bedrock_calls"], 20);
+    assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0, "{v}");
+}
