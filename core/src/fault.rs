@@ -34,6 +34,34 @@ pub struct FaultBook {
     struck: Vec<u32>,
 }
 
+/// The fault books of one server, one [`FaultBook`] per place it serves (the gateway:
+/// `gateway` and `network`; the Master: `master_config` and `master_chat`); a place it
+/// does not serve strikes nothing. Held behind the server's one lock.
+#[derive(Debug, Clone)]
+pub struct FaultBooks {
+    books: Vec<FaultBook>,
+}
+
+impl FaultBooks {
+    /// The books of `scenario` for `targets`.
+    pub fn new(scenario: &Scenario, targets: &[FaultTarget]) -> FaultBooks {
+        FaultBooks {
+            books: targets
+                .iter()
+                .map(|t| FaultBook::new(scenario, *t))
+                .collect(),
+        }
+    }
+
+    /// The first fault at `target` that strikes this request (see [`FaultBook::strike`]).
+    pub fn strike(&mut self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
+        self.books
+            .iter_mut()
+            .find(|b| b.target == target)?
+            .strike(facts)
+    }
+}
+
 impl FaultBook {
     /// The faults of `scenario` that strike at `target`.
     pub fn new(scenario: &Scenario, target: FaultTarget) -> FaultBook {

@@ -16,47 +16,11 @@ pub const ALLOWED_REQUEST_HEADERS: &[&str] = &["accept", "cache-control", "last-
 /// How long a browser may cache a preflight answer, in seconds.
 pub const PREFLIGHT_MAX_AGE_S: u32 = 600;
 
-/// What the CORS check decided for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginCheck {
-    /// No `Origin` header: not a cross-origin browser request.
-    NoOrigin,
-    /// The origin is one of the tenant's; echo it back.
-    Allowed(String),
-    /// Any other origin, `null` included.
-    Refused,
-}
-
-impl OriginCheck {
-    /// The origin to echo in `Access-Control-Allow-Origin`, if any.
-    pub fn allowed(&self) -> Option<&str> {
-        match self {
-            OriginCheck::Allowed(o) => Some(o),
-            _ => None,
-        }
-    }
-}
+pub use http_serve::cors::{OriginCheck, apply};
 
 /// Exact, case-sensitive match of the request's `Origin` against the tenant's list.
 pub fn check(origin: Option<&HeaderValue>, config: &TenantConfig) -> OriginCheck {
-    let Some(origin) = origin else {
-        return OriginCheck::NoOrigin;
-    };
-    match origin.to_str() {
-        Ok(o) if o != "null" && config.allowed_origins.iter().any(|a| a == o) => {
-            OriginCheck::Allowed(o.to_owned())
-        }
-        _ => OriginCheck::Refused,
-    }
-}
-
-/// Adds the CORS answer to a response: always `Vary: Origin` (the answer depends on
-/// it, so no cache may mix origins), and the echoed origin when it is allowed.
-pub fn apply(headers: &mut HeaderMap, allowed: Option<&str>) {
-    headers.append(header::VARY, HeaderValue::from_static("origin"));
-    if let Some(value) = allowed.and_then(|o| HeaderValue::from_str(o).ok()) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-    }
+    http_serve::cors::check(origin, config.allowed_origins.iter().map(String::as_str))
 }
 
 /// Whether a preflight asks only for what the stream request may do: `GET` (or
@@ -80,20 +44,16 @@ pub fn preflight_acceptable(request_headers: &HeaderMap) -> bool {
     method_ok && headers_ok
 }
 
+/// What an accepted preflight grants: `GET` with the stream's headers.
+pub const PREFLIGHT: http_serve::cors::Preflight = http_serve::cors::Preflight {
+    methods: "GET",
+    headers: "accept, cache-control, last-event-id",
+    max_age_s: PREFLIGHT_MAX_AGE_S,
+};
+
 /// The headers of an accepted preflight (besides those of [`apply`]).
 pub fn apply_preflight(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("accept, cache-control, last-event-id"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from(PREFLIGHT_MAX_AGE_S),
-    );
+    http_serve::cors::apply_preflight(headers, &PREFLIGHT);
 }
 
 #[cfg(test)]

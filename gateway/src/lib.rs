@@ -50,7 +50,10 @@ pub use error::GatewayError;
 pub use faults::ConnectionRefused;
 pub use server::serve;
 pub use state::{GatewayOptions, GatewayState};
-pub use tenants::{ConfigError, ConfigSource, HttpConfigSource};
+pub use tenants::{
+    ConfigError, ConfigSource, HttpConfigSource, HttpTransport, MasterConfigSource,
+    MasterTransport, RouterConfigSource, RouterTransport,
+};
 
 /// The gateway's router: `GET /`, `OPTIONS /`, `GET /metrics`.
 pub fn app(state: GatewayState) -> axum::Router {

@@ -9,7 +9,7 @@ use crate::rate_limit::{Admission, RateLimiter};
 use crate::tenants::{ConfigSource, TenantCache};
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
-use picasso_core::fault::{FaultBook, RequestFacts};
+use picasso_core::fault::{FaultBooks, RequestFacts};
 use picasso_core::scenario::{Fault, FaultTarget, Limits};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
@@ -41,7 +41,7 @@ pub struct GatewayState {
 #[derive(Debug)]
 struct Inner {
     scenario: RwLock<Arc<Scenario>>,
-    faults: Mutex<Books>,
+    faults: Mutex<FaultBooks>,
     tenants: TenantCache,
     rate: Mutex<RateLimiter>,
     generations: Generations,
@@ -51,27 +51,15 @@ struct Inner {
     tasks: TaskTracker,
 }
 
-#[derive(Debug)]
-struct Books {
-    gateway: FaultBook,
-    network: FaultBook,
-}
-
-impl Books {
-    fn of(scenario: &Scenario) -> Books {
-        Books {
-            gateway: FaultBook::new(scenario, FaultTarget::Gateway),
-            network: FaultBook::new(scenario, FaultTarget::Network),
-        }
-    }
-}
+/// The places the gateway's faults strike.
+const PLACES: [FaultTarget; 2] = [FaultTarget::Gateway, FaultTarget::Network];
 
 impl GatewayState {
     /// A gateway for `scenario`.
     pub fn new(scenario: Scenario, options: GatewayOptions) -> GatewayState {
         GatewayState {
             inner: Arc::new(Inner {
-                faults: Mutex::new(Books::of(&scenario)),
+                faults: Mutex::new(FaultBooks::new(&scenario, &PLACES)),
                 scenario: RwLock::new(Arc::new(scenario)),
                 tenants: TenantCache::new(options.config),
                 rate: Mutex::new(RateLimiter::default()),
@@ -87,7 +75,8 @@ impl GatewayState {
     /// Replaces the scenario: a new world. Fault counts, cached configs, rate-limit
     /// logs and kept answers start afresh (running generations finish on their own).
     pub fn load_scenario(&self, scenario: Scenario) {
-        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = Books::of(&scenario);
+        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) =
+            FaultBooks::new(&scenario, &PLACES);
         *self
             .inner
             .scenario
@@ -162,12 +151,11 @@ impl GatewayState {
 
     /// The first fault at `target` that strikes this request.
     pub(crate) fn strike(&self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
-        let mut books = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
-        match target {
-            FaultTarget::Gateway => books.gateway.strike(facts),
-            FaultTarget::Network => books.network.strike(facts),
-            _ => None,
-        }
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .strike(target, facts)
     }
 
     /// Counts a stream request of `session` of `tenant` against the rate limit.

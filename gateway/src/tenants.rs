@@ -1,10 +1,12 @@
 //! Tenant configs, fetched from the Master Function and trusted for a short TTL.
 //!
 //! The gateway asks the Master (`get_config`) whether a tenant exists, may stream, and
-//! from which origins, as the real Streaming Lambda would. The source is a trait so the
-//! simulator can answer in-process (no sockets under a paused clock); `serve` uses
-//! [`HttpConfigSource`]. Concurrent misses for one tenant share one fetch.
+//! from which origins, as the real Streaming Lambda would, through one
+//! [`MasterConfigSource`] over a [`MasterTransport`]: sockets for `serve`
+//! ([`HttpConfigSource`]), the Master's router in-process for the simulator
+//! ([`RouterConfigSource`]). Concurrent misses for one tenant share one fetch.
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use picasso_core::wire::TenantConfig;
 use std::collections::BTreeMap;
@@ -33,58 +35,146 @@ pub trait ConfigSource: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<TenantConfig>, ConfigError>>;
 }
 
-/// Fetches configs from a Master Function over HTTP: `GET {base}/Master_Function?action=get_config&t=`.
+/// How the gateway reaches the Master Function: `GET path_and_query`, answered with a
+/// status and a body. The one seam of this hop: sockets ([`HttpTransport`], `serve`) or
+/// the Master's router in-process ([`RouterTransport`], the simulator and tests, where a
+/// socket would wake a paused clock).
+pub trait MasterTransport: Send + Sync + fmt::Debug + 'static {
+    /// Sends `GET path_and_query` (e.g. `/Master_Function?action=get_config&t=…`).
+    fn get<'a>(&'a self, path_and_query: &'a str) -> BoxFuture<'a, Result<(u16, Bytes), String>>;
+}
+
+/// The Master over HTTP at a base URL.
 #[derive(Debug, Clone)]
-pub struct HttpConfigSource {
+pub struct HttpTransport {
     base: String,
     client: reqwest::Client,
 }
 
-impl HttpConfigSource {
-    /// A source for the Master at `master_base_url`, e.g. `http://127.0.0.1:4100`.
-    pub fn new(master_base_url: impl Into<String>) -> HttpConfigSource {
+impl HttpTransport {
+    /// The Master at `master_base_url`, e.g. `http://127.0.0.1:4100`.
+    pub fn new(master_base_url: impl Into<String>) -> HttpTransport {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        HttpConfigSource {
+        HttpTransport {
             base: master_base_url.into().trim_end_matches('/').to_owned(),
             client,
         }
     }
 }
 
-impl ConfigSource for HttpConfigSource {
+impl MasterTransport for HttpTransport {
+    fn get<'a>(&'a self, path_and_query: &'a str) -> BoxFuture<'a, Result<(u16, Bytes), String>> {
+        Box::pin(async move {
+            let response = self
+                .client
+                .get(format!("{}{path_and_query}", self.base))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            Ok((status, body))
+        })
+    }
+}
+
+/// The Master's router, called in-process (`tower::ServiceExt::oneshot`).
+#[derive(Debug, Clone)]
+pub struct RouterTransport {
+    master: axum::Router,
+}
+
+impl RouterTransport {
+    /// Calls `master` (usually `mock_master::app(state)`).
+    pub fn new(master: axum::Router) -> RouterTransport {
+        RouterTransport { master }
+    }
+}
+
+impl MasterTransport for RouterTransport {
+    fn get<'a>(&'a self, path_and_query: &'a str) -> BoxFuture<'a, Result<(u16, Bytes), String>> {
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let request = http::Request::get(path_and_query)
+                .body(axum::body::Body::empty())
+                .map_err(|e| e.to_string())?;
+            let response = self
+                .master
+                .clone()
+                .oneshot(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, body))
+        })
+    }
+}
+
+/// Tenant configs from the Master Function's `get_config`, over any transport: `404` is
+/// an unknown tenant, another error status or no answer is [`ConfigError::Unavailable`],
+/// a `200` that is not a config is [`ConfigError::Malformed`].
+#[derive(Debug, Clone)]
+pub struct MasterConfigSource<T> {
+    transport: T,
+}
+
+impl<T: MasterTransport> MasterConfigSource<T> {
+    /// Configs fetched through `transport`.
+    pub fn over(transport: T) -> MasterConfigSource<T> {
+        MasterConfigSource { transport }
+    }
+}
+
+/// Configs over HTTP: what `serve` wires.
+pub type HttpConfigSource = MasterConfigSource<HttpTransport>;
+
+/// Configs from the Master's router in-process: what the simulator wires.
+pub type RouterConfigSource = MasterConfigSource<RouterTransport>;
+
+impl HttpConfigSource {
+    /// A source for the Master at `master_base_url`, e.g. `http://127.0.0.1:4100`.
+    pub fn new(master_base_url: impl Into<String>) -> HttpConfigSource {
+        MasterConfigSource::over(HttpTransport::new(master_base_url))
+    }
+}
+
+impl RouterConfigSource {
+    /// A source asking `master` in-process.
+    pub fn new(master: axum::Router) -> RouterConfigSource {
+        MasterConfigSource::over(RouterTransport::new(master))
+    }
+}
+
+impl<T: MasterTransport> ConfigSource for MasterConfigSource<T> {
     fn tenant_config<'a>(
         &'a self,
         tenant_hash: &'a str,
     ) -> BoxFuture<'a, Result<Option<TenantConfig>, ConfigError>> {
         Box::pin(async move {
             // The hash was validated (a-z0-9), so it needs no escaping.
-            let url = format!(
-                "{}/Master_Function?action=get_config&t={tenant_hash}",
-                self.base
-            );
-            let response = self
-                .client
-                .get(url)
-                .send()
+            let path = format!("/Master_Function?action=get_config&t={tenant_hash}");
+            let (status, body) = self
+                .transport
+                .get(&path)
                 .await
-                .map_err(|e| ConfigError::Unavailable(e.to_string()))?;
-            let status = response.status();
-            if status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
+                .map_err(ConfigError::Unavailable)?;
+            match status {
+                200 => serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| ConfigError::Malformed(e.to_string())),
+                404 => Ok(None),
+                s => Err(ConfigError::Unavailable(format!("status {s}"))),
             }
-            if !status.is_success() {
-                return Err(ConfigError::Unavailable(format!("status {status}")));
-            }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| ConfigError::Unavailable(e.to_string()))?;
-            serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| ConfigError::Malformed(e.to_string()))
         })
     }
 }

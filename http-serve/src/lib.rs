@@ -14,6 +14,8 @@
 //!   [`ParseErrorBodies`], which swaps those bodiless answers for the same status with
 //!   the server's JSON body.
 
+pub mod cors;
+
 use axum::Router;
 use axum::response::Response;
 use bytes::{Buf, Bytes};

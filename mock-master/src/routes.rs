@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use bedrock_client::Call;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_serve::cors;
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
 use picasso_core::wire::{ChatRequest, ChatResponse, is_valid_tenant_hash};
@@ -260,9 +261,8 @@ fn finish(
         }
     };
     let headers = response.headers_mut();
-    headers.append(header::VARY, HeaderValue::from_static("origin"));
-    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    cors::apply(headers, origin);
+    if origin.is_some() {
         // A cross-origin page reads only CORS-safelisted headers unless told: the
         // widget must see `Retry-After` on a `429` to honour it.
         headers.insert(
@@ -275,49 +275,36 @@ fn finish(
 
 /// The request's `Origin` when it is one of the tenant's widget origins.
 fn allowed_origin(state: &MasterState, headers: &HeaderMap, tenant: &str) -> Option<String> {
-    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
     let scenario = state.scenario();
-    let allowed = scenario
-        .tenant(tenant)?
-        .allowed_origins
-        .iter()
-        .any(|a| a == origin);
-    (allowed && origin != "null").then(|| origin.to_owned())
+    let tenant = scenario.tenant(tenant)?;
+    let allowed = tenant.allowed_origins.iter().map(String::as_str);
+    cors::check(headers.get(header::ORIGIN), allowed)
+        .allowed()
+        .map(str::to_owned)
 }
+
+/// What the chat POST's preflight grants: `GET` and `POST` with a JSON body.
+const PREFLIGHT: cors::Preflight = cors::Preflight {
+    methods: "GET, POST",
+    headers: "content-type",
+    max_age_s: 600,
+};
 
 /// The preflight of the chat POST (JSON needs one). The tenant is in the body, which a
 /// preflight lacks, so any tenant's widget origin is accepted here; the POST itself is
 /// answered with CORS only for its own tenant's origins.
 async fn preflight(State(state): State<MasterState>, headers: HeaderMap) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .filter(|o| {
-            *o != "null"
-                && state
-                    .scenario()
-                    .tenants
-                    .iter()
-                    .any(|t| t.allowed_origins.iter().any(|a| a == o))
-        })
-        .map(str::to_owned);
+    let scenario = state.scenario();
+    let any_widget_origin = scenario
+        .tenants
+        .iter()
+        .flat_map(|t| t.allowed_origins.iter().map(String::as_str));
+    let check = cors::check(headers.get(header::ORIGIN), any_widget_origin);
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
-    h.insert(header::VARY, HeaderValue::from_static("origin"));
-    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+    cors::apply(h, check.allowed());
+    if check.allowed().is_some() {
+        cors::apply_preflight(h, &PREFLIGHT);
     }
     response
 }

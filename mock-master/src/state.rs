@@ -4,7 +4,7 @@
 use crate::metrics::Metrics;
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
-use picasso_core::fault::{FaultBook, RequestFacts};
+use picasso_core::fault::{FaultBooks, RequestFacts};
 use picasso_core::scenario::{ConfigChange, Servers};
 use picasso_core::scenario::{Fault, FaultTarget, Tenant};
 use picasso_core::wire::TenantConfig;
@@ -31,32 +31,20 @@ pub struct MasterState {
 #[derive(Debug)]
 struct Inner {
     scenario: RwLock<Arc<Scenario>>,
-    books: Mutex<Books>,
+    books: Mutex<FaultBooks>,
     options: MasterOptions,
     metrics: Metrics,
 }
 
-#[derive(Debug)]
-struct Books {
-    config: FaultBook,
-    chat: FaultBook,
-}
-
-impl Books {
-    fn of(s: &Scenario) -> Books {
-        Books {
-            config: FaultBook::new(s, FaultTarget::MasterConfig),
-            chat: FaultBook::new(s, FaultTarget::MasterChat),
-        }
-    }
-}
+/// The places the Master's faults strike.
+const PLACES: [FaultTarget; 2] = [FaultTarget::MasterConfig, FaultTarget::MasterChat];
 
 impl MasterState {
     /// A Master serving `scenario`'s tenants.
     pub fn new(scenario: Scenario, options: MasterOptions) -> MasterState {
         MasterState {
             inner: Arc::new(Inner {
-                books: Mutex::new(Books::of(&scenario)),
+                books: Mutex::new(FaultBooks::new(&scenario, &PLACES)),
                 scenario: RwLock::new(Arc::new(scenario)),
                 options,
                 metrics: Metrics::default(),
@@ -66,7 +54,8 @@ impl MasterState {
 
     /// Replaces the scenario; fault counts start afresh.
     pub fn load_scenario(&self, scenario: Scenario) {
-        *self.inner.books.lock().unwrap_or_else(|e| e.into_inner()) = Books::of(&scenario);
+        *self.inner.books.lock().unwrap_or_else(|e| e.into_inner()) =
+            FaultBooks::new(&scenario, &PLACES);
         *self
             .inner
             .scenario
@@ -149,12 +138,11 @@ impl MasterState {
 
     /// The first fault at `target` (`master_config` or `master_chat`) that strikes.
     pub(crate) fn strike(&self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
-        let mut books = self.inner.books.lock().unwrap_or_else(|e| e.into_inner());
-        match target {
-            FaultTarget::MasterConfig => books.config.strike(facts),
-            FaultTarget::MasterChat => books.chat.strike(facts),
-            _ => None,
-        }
+        self.inner
+            .books
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .strike(target, facts)
     }
 }
 

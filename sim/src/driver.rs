@@ -8,7 +8,7 @@
 //! widget aborts their request (which drops the response body, so the gateway and
 //! Bedrock see the client leave) and when the session ends.
 
-use crate::inproc::{RouterConfigSource, VirtualTime};
+use crate::inproc::VirtualTime;
 use crate::widget::{
     ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Policy, ReqId, SessionCtx, Widget,
 };
@@ -16,6 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use bedrock_client::in_process;
 use bedrock_client::{BedrockConfig, Runtime};
+use gateway::RouterConfigSource;
 use http_body_util::BodyExt;
 use picasso_core::scenario::{Scenario, Session};
 use picasso_core::wire::ChatRequest;
