@@ -107,14 +107,28 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
     })
 }
 
+/// The listen backlog: a load test that opens thousands of connections at once must
+/// find them queued, not dropped (a dropped SYN is retried after a second, which a
+/// client measures as a second of latency that is not the server's).
+const BACKLOG: u32 = 8192;
+
 async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(host, port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"
-            )
-        })
+    let addr = SocketAddr::new(host, port);
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().with_context(|| {
+        format!(
+            "cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"
+        )
+    })
 }
 
 async fn serve(config: ServeArgs) -> anyhow::Result<()> {
