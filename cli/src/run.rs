@@ -319,11 +319,26 @@ fn print_seen(results: &[JobResult]) {
             println!("  {line}");
         }
     }
-    if results.iter().all(JobResult::passed) && results.iter().any(|r| r.job.policy.judged()) {
+    let mut judged: Vec<&str> = Vec::new();
+    for r in results.iter().filter(|r| r.job.policy.judged()) {
+        if !judged.contains(&r.job.policy.name()) {
+            judged.push(r.job.policy.name());
+        }
+    }
+    if results.iter().all(JobResult::passed) && !judged.is_empty() {
+        // Computed from this run: the widgets judged, and every invariant checked on it.
+        let names: Vec<&str> = picasso_simulator::Property::ALL
+            .iter()
+            .map(|p| p.name())
+            .collect();
         println!(
-            "\nThe corrected widget kept every invariant: one answer or one clear error per message, the scripted text\n\
-             exactly once, no second Bedrock call for a finished message, sticky rollout, limits held.\n\
-             Next: `picasso-sim demo` (faults, the three policies side by side), `picasso-sim run scenarios/ --policy all`,\n\
+            "\n{} kept all {} invariants on this run: {}.",
+            judged.join(", "),
+            names.len(),
+            names.join(", ")
+        );
+        println!(
+            "Next: `picasso-sim demo` (faults, the three policies side by side), `picasso-sim run scenarios/ --policy all`,\n\
              `picasso-sim serve` (the servers and a demo page for a real browser)."
         );
     }
