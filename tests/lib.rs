@@ -1,38 +1,30 @@
 //! Shared helpers for the end-to-end tests: the three servers on loopback, wired to
 //! each other as `picasso-sim serve` wires them, and a small SSE reader.
 
-use bedrock_client::{BedrockConfig, Runtime, build_client};
 use futures_util::StreamExt;
-use gateway::{GatewayOptions, GatewayState, HttpConfigSource};
-use mock_bedrock::MockBedrock;
-use mock_master::{MasterOptions, MasterState};
 use picasso_core::Scenario;
-use std::sync::Arc;
+use picasso_world::Loopback;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Foster Village (streams) and Austin Angels (does not), as in the default scenario.
 pub const FOSTER: &str = "fo85e6a06dcdf4";
 /// Austin Angels.
 pub const AUSTIN: &str = "au47d9f8e2c31b";
 
-/// Mock Bedrock, the Master and the gateway, each on `127.0.0.1:0`.
+/// Mock Bedrock, the Master and the gateway, each on `127.0.0.1:0`, wired by the one
+/// world builder (`picasso_world::Loopback`, whose fields it derefs to: `bedrock`,
+/// `master`, `gateway`, `master_state`, `gateway_state`).
 #[derive(Debug)]
 pub struct Stack {
-    /// Mock Bedrock (its journal shows every call).
-    pub bedrock: MockBedrock,
-    /// `http://127.0.0.1:PORT` of the Master.
-    pub master: String,
-    /// `http://127.0.0.1:PORT` of the gateway.
-    pub gateway: String,
-    /// The gateway's state.
-    pub gateway_state: GatewayState,
-    /// The Master's state.
-    pub master_state: MasterState,
-    stops: Vec<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    world: Loopback,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Loopback;
+
+    fn deref(&self) -> &Loopback {
+        &self.world
+    }
 }
 
 impl Stack {
@@ -42,55 +34,10 @@ impl Stack {
     ///
     /// When a loopback port cannot be bound.
     pub async fn start(scenario: Scenario) -> Stack {
-        let bedrock = MockBedrock::start(scenario.clone()).await;
-        let master_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let gateway_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let master = format!("http://{}", master_listener.local_addr().expect("addr"));
-        let gateway = format!("http://{}", gateway_listener.local_addr().expect("addr"));
-        let client = build_client(&BedrockConfig::mock(bedrock.endpoint()), Runtime::default());
-        let master_state = MasterState::new(
-            scenario.clone(),
-            MasterOptions {
-                chat_url: format!("{master}/Master_Function?action=chat"),
-                streaming_url: Some(format!("{gateway}/")),
-                bedrock: client.clone(),
-            },
-        );
-        let gateway_state = GatewayState::new(
-            scenario,
-            GatewayOptions {
-                config: Arc::new(HttpConfigSource::new(master.clone())),
-                bedrock: client,
-            },
-        );
-        let mut stops = Vec::new();
-        let mut tasks = Vec::new();
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        tasks.push(tokio::spawn(mock_master::serve(
-            master_listener,
-            master_state.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        )));
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        tasks.push(tokio::spawn(gateway::serve(
-            gateway_listener,
-            gateway_state.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        )));
         Stack {
-            bedrock,
-            master,
-            gateway,
-            gateway_state,
-            master_state,
-            stops,
-            tasks,
+            world: Loopback::start(scenario)
+                .await
+                .expect("bind loopback ports"),
         }
     }
 
@@ -103,14 +50,9 @@ impl Stack {
         )
     }
 
-    /// Shuts both servers down gracefully and waits for them.
-    pub async fn stop(mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
+    /// Shuts the Master and the gateway down gracefully and waits for them.
+    pub async fn stop(self) {
+        self.world.stop().await;
     }
 
     /// Waits (real time, bounded) until `check` holds for the Bedrock journal.

@@ -14,9 +14,7 @@ use crate::widget::{
 };
 use axum::Router;
 use axum::body::Body;
-use bedrock_client::in_process;
 use bedrock_client::{BedrockConfig, Runtime};
-use gateway::RouterConfigSource;
 use http_body_util::BodyExt;
 use picasso_core::scenario::{Scenario, Session};
 use picasso_core::wire::ChatRequest;
@@ -63,45 +61,35 @@ impl std::fmt::Debug for World {
 }
 
 impl World {
-    /// Builds a fresh world. Call inside the (paused) runtime: the SDK's clock starts now.
+    /// Builds a fresh world (`picasso_world::in_process`). Call inside the (paused)
+    /// runtime: the SDK's clock starts now, and its sleep is tokio's (virtual).
     pub(crate) fn build(scenario: &Scenario) -> World {
-        let bedrock_state = mock_bedrock::MockState::new(scenario.clone());
-        let bedrock_router = mock_bedrock::app(bedrock_state.clone());
         let mut config = BedrockConfig::mock(BEDROCK_URL);
         config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
-        let runtime = || Runtime {
-            http_client: Some(in_process::http_client(bedrock_router.clone())),
-            sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
-                aws_smithy_async::rt::sleep::TokioSleep::new(),
-            )),
-            time: Some(aws_smithy_async::time::SharedTimeSource::new(
-                VirtualTime::new(),
-            )),
-            no_upload_stall_check: true,
-        };
-        let master_state = mock_master::MasterState::new(
-            scenario.clone(),
-            mock_master::MasterOptions {
+        let w = picasso_world::in_process(
+            scenario,
+            &picasso_world::Endpoints {
                 chat_url: CHAT_URL.to_owned(),
                 streaming_url: Some(STREAM_URL.to_owned()),
-                bedrock: bedrock_client::build_client(&config, runtime()),
+            },
+            &config,
+            || Runtime {
+                http_client: None,
+                sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                    aws_smithy_async::rt::sleep::TokioSleep::new(),
+                )),
+                time: Some(aws_smithy_async::time::SharedTimeSource::new(
+                    VirtualTime::new(),
+                )),
+                no_upload_stall_check: true,
             },
         );
-        let master = mock_master::app(master_state.clone());
-        let gateway_state = gateway::GatewayState::new(
-            scenario.clone(),
-            gateway::GatewayOptions {
-                config: Arc::new(RouterConfigSource::new(master.clone())),
-                bedrock: bedrock_client::build_client(&config, runtime()),
-            },
-        );
-        let gateway = gateway::app(gateway_state.clone());
         World {
-            bedrock_state,
-            master_state,
-            gateway_state,
-            master,
-            gateway,
+            bedrock_state: w.bedrock,
+            master_state: w.master,
+            gateway_state: w.gateway,
+            master: w.master_router,
+            gateway: w.gateway_router,
         }
     }
 }

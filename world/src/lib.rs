@@ -1,0 +1,240 @@
+//! One way to wire a world: mock Bedrock, the Master Function and the streaming gateway,
+//! each wired to the next the way production wires them (the gateway asks the Master for
+//! tenant configs, both call Bedrock through the official SDK), either
+//!
+//! - [`in_process`]: every hop a call of the next server's router, no socket (what a
+//!   paused tokio clock needs: the simulator, in-process tests and benches), or
+//! - [`Loopback::start`]: each server on its own loopback port (what end-to-end tests
+//!   and load tests need).
+//!
+//! One transport seam per hop: Bedrock through `bedrock_client::in_process` or the SDK's
+//! own sockets; the Master through `gateway::RouterConfigSource` or
+//! `gateway::HttpConfigSource`. What differs between callers (the SDK's clock and sleep
+//! under virtual time, the URLs a widget is given) is passed in, never rewired.
+
+use axum::Router;
+use bedrock_client::{BedrockConfig, Runtime, build_client};
+use gateway::{GatewayOptions, GatewayState, HttpConfigSource, RouterConfigSource};
+use mock_bedrock::{MockBedrock, MockState};
+use mock_master::{MasterOptions, MasterState};
+use picasso_core::Scenario;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The URLs a widget is given in the tenant configs (the Master's `endpoints`).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `endpoints.chat`.
+    pub chat_url: String,
+    /// `endpoints.streaming` (for streaming tenants).
+    pub streaming_url: Option<String>,
+}
+
+/// The three servers' states and routers, wired in process.
+#[derive(Clone)]
+pub struct InProcess {
+    /// Mock Bedrock's state (journal, faults, mocks).
+    pub bedrock: MockState,
+    /// The Master's state.
+    pub master: MasterState,
+    /// The gateway's state.
+    pub gateway: GatewayState,
+    /// Mock Bedrock's router.
+    pub bedrock_router: Router,
+    /// The Master's router.
+    pub master_router: Router,
+    /// The gateway's router.
+    pub gateway_router: Router,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").finish_non_exhaustive()
+    }
+}
+
+/// The world for `scenario`, wired in process. `runtime` gives each SDK client its
+/// sleep and clock (tokio's and the system's when `Runtime::default()`); its HTTP client
+/// is always the in-process one. Call inside the tokio runtime the world will run on.
+pub fn in_process(
+    scenario: &Scenario,
+    endpoints: &Endpoints,
+    bedrock: &BedrockConfig,
+    runtime: impl Fn() -> Runtime,
+) -> InProcess {
+    let bedrock_state = MockState::new(scenario.clone());
+    let bedrock_router = mock_bedrock::app(bedrock_state.clone());
+    let client = || {
+        build_client(
+            bedrock,
+            Runtime {
+                http_client: Some(bedrock_client::in_process::http_client(
+                    bedrock_router.clone(),
+                )),
+                ..runtime()
+            },
+        )
+    };
+    let master = MasterState::new(
+        scenario.clone(),
+        MasterOptions {
+            chat_url: endpoints.chat_url.clone(),
+            streaming_url: endpoints.streaming_url.clone(),
+            bedrock: client(),
+        },
+    );
+    let master_router = mock_master::app(master.clone());
+    let gateway = GatewayState::new(
+        scenario.clone(),
+        GatewayOptions {
+            config: Arc::new(RouterConfigSource::new(master_router.clone())),
+            bedrock: client(),
+        },
+    );
+    let gateway_router = gateway::app(gateway.clone());
+    InProcess {
+        bedrock: bedrock_state,
+        master,
+        gateway,
+        bedrock_router,
+        master_router,
+        gateway_router,
+    }
+}
+
+/// The three servers, each on its own `127.0.0.1` port, wired over loopback.
+#[derive(Debug)]
+pub struct Loopback {
+    /// Mock Bedrock (its journal shows every call).
+    pub bedrock: MockBedrock,
+    /// `http://127.0.0.1:PORT` of the Master.
+    pub master: String,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway: String,
+    /// The Master's state.
+    pub master_state: MasterState,
+    /// The gateway's state.
+    pub gateway_state: GatewayState,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Loopback {
+    /// Starts all three servers for `scenario` on ports of the OS's choosing; the
+    /// configs name the Master's chat and the gateway's URLs.
+    ///
+    /// # Errors
+    /// A loopback port that cannot be bound.
+    pub async fn start(scenario: Scenario) -> std::io::Result<Loopback> {
+        let bedrock = MockBedrock::try_start(scenario.clone()).await?;
+        let master_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let master = format!("http://{}", master_listener.local_addr()?);
+        let gateway = format!("http://{}", gateway_listener.local_addr()?);
+        let client = build_client(&BedrockConfig::mock(bedrock.endpoint()), Runtime::default());
+        let master_state = MasterState::new(
+            scenario.clone(),
+            MasterOptions {
+                chat_url: format!("{master}/Master_Function?action=chat"),
+                streaming_url: Some(format!("{gateway}/")),
+                bedrock: client.clone(),
+            },
+        );
+        let gateway_state = GatewayState::new(
+            scenario,
+            GatewayOptions {
+                config: Arc::new(HttpConfigSource::new(master.clone())),
+                bedrock: client,
+            },
+        );
+        let (stop_master, master_stopped) = oneshot::channel::<()>();
+        let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+        let tasks = vec![
+            tokio::spawn(mock_master::serve(
+                master_listener,
+                master_state.clone(),
+                async move {
+                    let _ = master_stopped.await;
+                },
+            )),
+            tokio::spawn(gateway::serve(
+                gateway_listener,
+                gateway_state.clone(),
+                async move {
+                    let _ = gateway_stopped.await;
+                },
+            )),
+        ];
+        Ok(Loopback {
+            bedrock,
+            master,
+            gateway,
+            master_state,
+            gateway_state,
+            stops: vec![stop_master, stop_gateway],
+            tasks,
+        })
+    }
+
+    /// Shuts the Master and the gateway down gracefully and waits for them (mock
+    /// Bedrock stops when dropped).
+    pub async fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// In process: a stream through the gateway reaches mock Bedrock through the SDK,
+    /// and the gateway's config came from the Master's router.
+    #[tokio::test(start_paused = true)]
+    async fn in_process_world_streams_an_answer() {
+        let endpoints = Endpoints {
+            chat_url: "http://master.test/Master_Function?action=chat".into(),
+            streaming_url: Some("http://gateway.test/".into()),
+        };
+        let w = in_process(
+            &Scenario::default_scenario(),
+            &endpoints,
+            &BedrockConfig::mock("http://bedrock.test"),
+            Runtime::default,
+        );
+        let request = http::Request::get(
+            "/?tenant_hash=fo85e6a06dcdf4&user_input=Hello&session_id=s&message_id=m",
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+        let response = w.gateway_router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(r#"{"type": "end"}"#), "{text}");
+        assert_eq!(w.bedrock.journal().len(), 1);
+        let config = w.master.tenant_config("fo85e6a06dcdf4").unwrap();
+        assert_eq!(
+            config.endpoints.streaming.as_deref(),
+            Some("http://gateway.test/")
+        );
+    }
+
+    /// On loopback: the three servers answer on their ports and stop cleanly.
+    #[tokio::test]
+    async fn loopback_world_starts_and_stops() {
+        let w = Loopback::start(Scenario::default_scenario()).await.unwrap();
+        assert!(w.master.starts_with("http://127.0.0.1:"));
+        assert!(w.gateway.starts_with("http://127.0.0.1:"));
+        assert_ne!(w.master, w.gateway);
+        w.stop().await;
+    }
+}
