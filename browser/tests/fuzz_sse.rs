@@ -19,10 +19,7 @@ use picasso_core::wire::StreamFrame;
 use proptest::prelude::*;
 
 fn cases() -> u32 {
-    std::env::var("PICASSO_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    picasso_core::testing::fuzz_cases(1000)
 }
 
 fn config() -> ProptestConfig {

@@ -18,6 +18,16 @@ pub fn proptest_cases(default: u32) -> u32 {
     cases_from(std::env::var(PROPTEST_CASES_VAR).ok().as_deref(), default)
 }
 
+/// The environment variable that sets the case count of every fuzz target.
+pub const FUZZ_CASES_VAR: &str = "PICASSO_FUZZ_CASES";
+
+/// The number of cases a fuzz target runs: `PICASSO_FUZZ_CASES` when it is set to a
+/// positive number (a campaign: `scripts/fuzz.sh 1000000`), else `default` (small,
+/// for `cargo test`).
+pub fn fuzz_cases(default: u32) -> u32 {
+    cases_from(std::env::var(FUZZ_CASES_VAR).ok().as_deref(), default)
+}
+
 fn cases_from(value: Option<&str>, default: u32) -> u32 {
     value
         .and_then(|v| v.trim().parse::<u32>().ok())

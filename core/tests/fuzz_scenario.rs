@@ -21,10 +21,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 fn cases() -> u32 {
-    std::env::var("PICASSO_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
+    picasso_core::testing::fuzz_cases(500)
 }
 
 fn config() -> ProptestConfig {

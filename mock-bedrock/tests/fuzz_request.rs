@@ -30,10 +30,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 fn cases() -> u32 {
-    std::env::var("PICASSO_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
+    picasso_core::testing::fuzz_cases(500)
 }
 
 fn config() -> ProptestConfig {
