@@ -12,9 +12,7 @@ use super::demo_page;
 use super::world::{self, World};
 use anyhow::Context;
 use bedrock_client::{BedrockConfig, Runtime, build_client};
-use gateway::{GatewayOptions, GatewayState, HttpConfigSource};
 use mock_bedrock::MockState;
-use mock_master::{MasterOptions, MasterState};
 use picasso_core::{Scenario, load_file};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -184,21 +182,8 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let overrides = world::Overrides::new(&master_url, &config.allow_origins, config.servers);
     let scenario = overrides.apply(scenario);
 
-    let master_state = MasterState::new(
-        scenario.clone(),
-        MasterOptions {
-            chat_url: format!("{master_url}/Master_Function?action=chat"),
-            streaming_url: Some(gateway_url.clone()),
-            bedrock: bedrock.clone(),
-        },
-    );
-    let gateway_state = GatewayState::new(
-        scenario.clone(),
-        GatewayOptions {
-            config: Arc::new(HttpConfigSource::new(master_url.clone())),
-            bedrock,
-        },
-    );
+    let (master_state, gateway_state) =
+        picasso_world::over_http(&scenario, &master_url, &gateway_url, bedrock);
     let world = World {
         scenario: Arc::new(std::sync::Mutex::new(scenario.clone())),
         bedrock: bedrock_state.clone(),

@@ -104,6 +104,35 @@ pub fn in_process(
     }
 }
 
+/// The Master and the gateway of a world served over HTTP, wired to each other: the
+/// configs name `{master_url}/Master_Function?action=chat` and `gateway_url`, the gateway
+/// asks the Master at `master_url` for tenant configs, and both call Bedrock with
+/// `bedrock`. The caller binds and serves them (`serve` adds the demo page and admin
+/// routes to the Master's port; [`Loopback`] serves them as they are).
+pub fn over_http(
+    scenario: &Scenario,
+    master_url: &str,
+    gateway_url: &str,
+    bedrock: aws_sdk_bedrockruntime::Client,
+) -> (MasterState, GatewayState) {
+    let master = MasterState::new(
+        scenario.clone(),
+        MasterOptions {
+            chat_url: format!("{master_url}/Master_Function?action=chat"),
+            streaming_url: Some(gateway_url.to_owned()),
+            bedrock: bedrock.clone(),
+        },
+    );
+    let gateway = GatewayState::new(
+        scenario.clone(),
+        GatewayOptions {
+            config: Arc::new(HttpConfigSource::new(master_url)),
+            bedrock,
+        },
+    );
+    (master, gateway)
+}
+
 /// The three servers, each on its own `127.0.0.1` port, wired over loopback.
 #[derive(Debug)]
 pub struct Loopback {
@@ -134,21 +163,8 @@ impl Loopback {
         let master = format!("http://{}", master_listener.local_addr()?);
         let gateway = format!("http://{}", gateway_listener.local_addr()?);
         let client = build_client(&BedrockConfig::mock(bedrock.endpoint()), Runtime::default());
-        let master_state = MasterState::new(
-            scenario.clone(),
-            MasterOptions {
-                chat_url: format!("{master}/Master_Function?action=chat"),
-                streaming_url: Some(format!("{gateway}/")),
-                bedrock: client.clone(),
-            },
-        );
-        let gateway_state = GatewayState::new(
-            scenario,
-            GatewayOptions {
-                config: Arc::new(HttpConfigSource::new(master.clone())),
-                bedrock: client,
-            },
-        );
+        let (master_state, gateway_state) =
+            over_http(&scenario, &master, &format!("{gateway}/"), client);
         let (stop_master, master_stopped) = oneshot::channel::<()>();
         let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
         let tasks = vec![
