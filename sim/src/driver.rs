@@ -44,54 +44,32 @@ pub const LINGER_MS: u64 = 120_000;
 /// never reaches a transcript, so it does not touch determinism.
 static WORLDS: AtomicU64 = AtomicU64::new(0);
 
-/// The three servers, wired to each other in-process.
-#[derive(Clone)]
-pub(crate) struct World {
-    pub(crate) bedrock_state: mock_bedrock::MockState,
-    pub(crate) master_state: mock_master::MasterState,
-    pub(crate) gateway_state: gateway::GatewayState,
-    pub(crate) master: Router,
-    pub(crate) gateway: Router,
-}
+/// The three servers, wired to each other in-process (`picasso_world::in_process`).
+pub(crate) type World = picasso_world::InProcess;
 
-impl std::fmt::Debug for World {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("World")
-    }
-}
-
-impl World {
-    /// Builds a fresh world (`picasso_world::in_process`). Call inside the (paused)
-    /// runtime: the SDK's clock starts now, and its sleep is tokio's (virtual).
-    pub(crate) fn build(scenario: &Scenario) -> World {
-        let mut config = BedrockConfig::mock(BEDROCK_URL);
-        config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
-        let w = picasso_world::in_process(
-            scenario,
-            &picasso_world::Endpoints {
-                chat_url: CHAT_URL.to_owned(),
-                streaming_url: Some(STREAM_URL.to_owned()),
-            },
-            &config,
-            || Runtime {
-                http_client: None,
-                sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
-                    aws_smithy_async::rt::sleep::TokioSleep::new(),
-                )),
-                time: Some(aws_smithy_async::time::SharedTimeSource::new(
-                    VirtualTime::new(),
-                )),
-                no_upload_stall_check: true,
-            },
-        );
-        World {
-            bedrock_state: w.bedrock,
-            master_state: w.master,
-            gateway_state: w.gateway,
-            master: w.master_router,
-            gateway: w.gateway_router,
-        }
-    }
+/// Builds a fresh world. Call inside the (paused) runtime: the SDK's clock starts
+/// now, and its sleep is tokio's (virtual).
+pub(crate) fn build_world(scenario: &Scenario) -> World {
+    let mut config = BedrockConfig::mock(BEDROCK_URL);
+    config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
+    picasso_world::in_process(
+        scenario,
+        &picasso_world::Endpoints {
+            chat_url: CHAT_URL.to_owned(),
+            streaming_url: Some(STREAM_URL.to_owned()),
+        },
+        &config,
+        || Runtime {
+            http_client: None,
+            sleep: Some(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                aws_smithy_async::rt::sleep::TokioSleep::new(),
+            )),
+            time: Some(aws_smithy_async::time::SharedTimeSource::new(
+                VirtualTime::new(),
+            )),
+            no_upload_stall_check: true,
+        },
+    )
 }
 
 /// One streaming GET as the network saw it.
@@ -416,7 +394,7 @@ impl SessionRun {
     }
 
     fn load_config(&mut self) {
-        let master = self.world.master.clone();
+        let master = self.world.master_router.clone();
         let tx = self.tx.clone();
         let log = self.log.clone();
         let who = self.who(None);
@@ -504,7 +482,7 @@ impl SessionRun {
             });
             l.streams.len() - 1
         };
-        let gateway = self.world.gateway.clone();
+        let gateway = self.world.gateway_router.clone();
         let tx = self.tx.clone();
         let guard = EndGuard {
             log: log.clone(),
@@ -557,7 +535,7 @@ impl SessionRun {
         }
         let request = request.body(Body::from(json));
         let origin = self.origin.clone();
-        let master = self.world.master.clone();
+        let master = self.world.master_router.clone();
         let tx = self.tx.clone();
         let handle = tokio::spawn(async move {
             let input = match call(&master, request).await {

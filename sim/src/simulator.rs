@@ -6,7 +6,7 @@
 //! order; every `select!` is `biased;`; maps are `BTreeMap`s. The same scenario and seed
 //! therefore give the same transcript, byte for byte ([`check_determinism`]).
 
-use crate::driver::{self, Log, SessionResult, StreamRequest, World};
+use crate::driver::{self, Log, SessionResult, StreamRequest};
 use crate::invariants::{self, Violation};
 use crate::widget::{Metrics, Policy, Terminal};
 use mock_bedrock::JournalEntry;
@@ -119,11 +119,11 @@ pub fn run_with(
         .map_err(SimError::Runtime)?;
     let scenario = Arc::new(scenario.clone());
     let (sessions, log, bedrock, end_ms, gateway_errors) = runtime.block_on(async {
-        let world = World::build(&scenario);
+        let world = driver::build_world(&scenario);
         let log = Log::new(options.transcript);
         if !scenario.config_changes.is_empty() {
             let (master, changes, log) = (
-                world.master_state.clone(),
+                world.master.clone(),
                 scenario.config_changes.clone(),
                 log.clone(),
             );
@@ -167,8 +167,8 @@ pub fn run_with(
             scenario.limits.max_stream_ms.saturating_add(5_000),
         ))
         .await;
-        let bedrock = world.bedrock_state.journal();
-        let gateway_errors = world.gateway_state.errors_by_code();
+        let bedrock = world.bedrock.journal();
+        let gateway_errors = world.gateway.errors_by_code();
         Ok((sessions, log, bedrock, end_ms, gateway_errors))
     })?;
     drop(runtime);
