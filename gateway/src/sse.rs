@@ -51,9 +51,13 @@ pub enum Terminal {
 /// Whether `chunk`, one frame as [`encode`] wrote it, is a terminal frame. Reads only
 /// the start of the `data:` payload, whose field order [`StreamFrame::to_data`] fixes.
 pub fn terminal(chunk: &[u8]) -> Option<Terminal> {
-    const DATA: &[u8] = b"data: ";
-    let at = chunk.windows(DATA.len()).position(|w| w == DATA)?;
-    let payload = &chunk[at + DATA.len()..];
+    // Called on every frame that goes out: look only where [`encode`] puts the payload,
+    // after an optional `id:` line, rather than searching the chunk.
+    let rest = match chunk.strip_prefix(b"id: ") {
+        Some(id) => &id[id.iter().position(|b| *b == b'\n')? + 1..],
+        None => chunk,
+    };
+    let payload = rest.strip_prefix(b"data: ")?;
     if payload.starts_with(br#"{"type": "end"}"#) {
         Some(Terminal::End)
     } else if payload.starts_with(br#"{"type": "error""#) {
@@ -162,6 +166,12 @@ mod tests {
         let sly = StreamFrame::Text(r#"{"type": "end"}"#.into());
         assert_eq!(terminal(&encode("m", 0, &sly)), None);
         assert_eq!(terminal(HEARTBEAT), None);
+        // The as-written Lambda's frames have no `id:` line.
+        assert_eq!(
+            terminal(&encode_data_only(&StreamFrame::End)),
+            Some(Terminal::End)
+        );
+        assert_eq!(terminal(&encode_data_only(&error)), Some(Terminal::Error));
         assert_eq!(terminal(&malformed()), None);
     }
 
