@@ -8,6 +8,7 @@
 //! document's `sendMessage` fragment, which is not a module, unchanged). Nothing else
 //! resolves: a widget cannot reach the file system or the network through imports.
 
+use crate::bytecode::BytecodeCache;
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Error, Module, Result};
@@ -33,11 +34,13 @@ pub enum SourceError {
     },
 }
 
-/// A widget: its entry module and a cache of every file it imports.
+/// A widget: its entry module, a cache of every file it imports, and each module
+/// compiled once (shared by every runtime and realm that loads this widget).
 #[derive(Debug, Clone)]
 pub struct WidgetSource {
     entry: String,
     files: Arc<Mutex<BTreeMap<String, String>>>,
+    bytecode: BytecodeCache,
 }
 
 impl WidgetSource {
@@ -59,6 +62,7 @@ impl WidgetSource {
         Ok(WidgetSource {
             entry,
             files: Arc::new(Mutex::new(files)),
+            bytecode: BytecodeCache::default(),
         })
     }
 
@@ -71,12 +75,18 @@ impl WidgetSource {
         WidgetSource {
             entry: normalize(Path::new(entry)),
             files: Arc::new(Mutex::new(files)),
+            bytecode: BytecodeCache::default(),
         }
     }
 
     /// The entry module's name (its normalized path).
     pub fn entry_name(&self) -> &str {
         &self.entry
+    }
+
+    /// The compiled modules of this widget (and of the page's prelude).
+    pub(crate) fn bytecode(&self) -> &BytecodeCache {
+        &self.bytecode
     }
 
     /// A resolver/loader pair for one runtime.
@@ -87,6 +97,7 @@ impl WidgetSource {
             },
             WidgetLoader {
                 files: self.files.clone(),
+                bytecode: self.bytecode.clone(),
             },
         )
     }
@@ -150,6 +161,7 @@ impl Resolver for WidgetResolver {
 #[derive(Debug)]
 pub(crate) struct WidgetLoader {
     files: Arc<Mutex<BTreeMap<String, String>>>,
+    bytecode: BytecodeCache,
 }
 
 impl WidgetLoader {
@@ -172,16 +184,17 @@ impl Loader for WidgetLoader {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<Module<'js, Declared>> {
-        if name == REACT_NAME {
-            return Module::declare(ctx.clone(), name, REACT);
-        }
-        if let Some(path) = name.strip_suffix(TEXT_SUFFIX) {
-            let text = self.read(path)?;
-            let literal = serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".into());
-            return Module::declare(ctx.clone(), name, format!("export default {literal};"));
-        }
-        let text = self.read(name)?;
-        Module::declare(ctx.clone(), name, text)
+        self.bytecode.declare(ctx, name, || {
+            if name == REACT_NAME {
+                return Ok(REACT.to_owned());
+            }
+            if let Some(path) = name.strip_suffix(TEXT_SUFFIX) {
+                let text = self.read(path)?;
+                let literal = serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".into());
+                return Ok(format!("export default {literal};"));
+            }
+            self.read(name)
+        })
     }
 }
 

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const PRELUDE: &str = include_str!("js/prelude.js");
+/// The prelude's module name (not a path: no widget file can be named so).
+const PRELUDE_NAME: &str = "picasso:prelude";
 
 /// The wall-clock epoch a page's `Date.now()` starts from (2026-01-01T00:00:00Z), so
 /// dates look like dates; virtual time is added to it.
@@ -307,22 +309,18 @@ impl Page {
         page.ctx
             .with(|ctx| install_host(&ctx, &page.state))
             .map_err(|e| PageError::Load(format!("host functions: {e}")))?;
-        page.task("the prelude", |ctx| ctx.eval::<(), _>(PRELUDE))?;
+        page.task("the prelude", |ctx| {
+            let prelude =
+                source
+                    .bytecode()
+                    .declare(ctx, PRELUDE_NAME, || Ok(PRELUDE.to_owned()))?;
+            prelude.eval()?.1.finish::<()>()
+        })?;
         let entry = source.entry_name().to_owned();
-        let boot = format!(
-            "globalThis.__report = (kind, ...args) => __host.report(kind, JSON.stringify(args));\n\
-             import({entry:?}).then((m) => {{\n\
-               const create = m.createWidget || (m.default && m.default.createWidget) || m.default;\n\
-               if (typeof create !== 'function') throw new TypeError('{entry} exports no createWidget(host)');\n\
-               globalThis.__widget = create({host_js});\n\
-             }}).catch((e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || ''));\n\
-             globalThis.__callWidget = (method, args) => {{\n\
-               const w = globalThis.__widget; if (!w || typeof w[method] !== 'function') return;\n\
-               const fail = (e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || '');\n\
-               try {{ const r = w[method](...JSON.parse(args)); if (r && typeof r.then === 'function') r.then(undefined, fail); }}\n\
-               catch (e) {{ fail(e); }}\n\
-             }};"
-        );
+        // The host object differs per session (ids, settings), so it is the one script
+        // each realm parses; `__boot` (in the prelude) imports the entry and creates the
+        // widget.
+        let boot = format!("__boot({entry:?}, {host_js});");
         page.task("loading the widget", |ctx| ctx.eval::<(), _>(boot))?;
         page.check()?;
         Ok(page)
@@ -331,14 +329,10 @@ impl Page {
     /// Calls `widget[method](...args)`; `args_json` is a JSON array. A throw or a
     /// rejected promise fails the page.
     pub fn call_widget(&self, method: &str, args_json: &str) -> Result<(), PageError> {
-        let script = format!(
-            "(() => {{ const w = globalThis.__widget; if (!w || typeof w[{method:?}] !== 'function') return;\n\
-               const fail = (e) => __host.fatal(e instanceof Error ? `${{e.name}}: ${{e.message}}` : String(e), (e && e.stack) || '');\n\
-               try {{ const r = w[{method:?}](...{args_json}); if (r && typeof r.then === 'function') r.then(undefined, fail); }}\n\
-               catch (e) {{ fail(e); }} }})()"
-        );
         self.task(&format!("widget.{method}()"), |ctx| {
-            ctx.eval::<(), _>(script)
+            ctx.globals()
+                .get::<_, Function>("__callWidget")?
+                .call::<_, ()>((method, args_json))
         })?;
         self.check()
     }

@@ -302,3 +302,29 @@ fn no_gc_or_real_time_observers() {
         ["undefined undefined undefined true"]
     );
 }
+
+#[test]
+fn every_page_of_a_widget_loads_the_same_modules_text_imports_included() {
+    // The second page reads the first one's compiled bytecode; bytecode drops import
+    // attributes, so a module importing `with { type: 'text' }` must still be parsed.
+    let source = WidgetSource::from_sources(
+        "w/widget.js",
+        &[
+            (
+                "w/widget.js",
+                "import note from './note.txt' with { type: 'text' };\n\
+                 import { twice } from './lib.js';\n\
+                 export function createWidget(host) { console.log(note.trim(), twice(21)); return {}; }\n",
+            ),
+            ("w/lib.js", "export const twice = (n) => n * 2;\n"),
+            ("w/note.txt", "plain text, not a module\n"),
+        ],
+    );
+    for _ in 0..3 {
+        let page = Page::open(&source, options(true), HOST).expect("loads");
+        assert_eq!(
+            consoles(&page.take_requests()),
+            ["plain text, not a module 42"]
+        );
+    }
+}

@@ -177,6 +177,8 @@ struct SessionRun {
     session: Session,
     origin: Option<String>,
     tx: mpsc::UnboundedSender<Input>,
+    /// The config fetch, once started.
+    config: Option<AbortHandle>,
     conns: BTreeMap<ConnId, AbortHandle>,
     posts: BTreeMap<ReqId, AbortHandle>,
     /// Idle keep-alive connections to the gateway.
@@ -212,6 +214,7 @@ pub(crate) async fn run_session(
         session: session.clone(),
         origin,
         tx,
+        config: None,
         conns: BTreeMap::new(),
         posts: BTreeMap::new(),
         keep_alive: Default::default(),
@@ -233,7 +236,10 @@ pub(crate) async fn run_session(
         .map(|c| session.start_ms.saturating_add(c));
     loop {
         let now = now_ms(&log);
-        if config_at.is_none() && widget.config_loaded() {
+        // A widget that failed (a JavaScript widget that did not load, say) will never
+        // load its config: the user types into the dead page all the same, and the
+        // invariants judge what came of it.
+        if config_at.is_none() && (widget.config_loaded() || widget.failure().is_some()) {
             config_at = Some(now);
         }
         if widget.busy() {
@@ -288,6 +294,12 @@ pub(crate) async fn run_session(
         // A wake-up past what the clock can hold (only a scenario that skipped
         // validation has one) never comes: `Instant + Duration` would panic.
         let sleep_until = wake.and_then(|w| log_start(&log).checked_add(Duration::from_millis(w)));
+        // Nothing to wake for and nothing in flight that could send an input: waiting
+        // would hang the run (the paused clock has no timer to advance to).
+        if sleep_until.is_none() && run.idle() && rx.is_empty() {
+            line(&log, &sid, "nothing left to happen");
+            break;
+        }
         tokio::select! {
             biased;
             input = rx.recv() => {
@@ -351,6 +363,16 @@ async fn sleep_opt(until: Option<Instant>) {
 }
 
 impl SessionRun {
+    /// Whether every request task this page started has finished (so none can still
+    /// send the session an input).
+    fn idle(&self) -> bool {
+        self.config
+            .iter()
+            .chain(self.conns.values())
+            .chain(self.posts.values())
+            .all(AbortHandle::is_finished)
+    }
+
     fn who(&self, message: Option<&str>) -> String {
         match message {
             Some(m) => format!("{}/{m}", self.session.id),
@@ -403,7 +425,7 @@ impl SessionRun {
             percent_encode(&self.session.tenant)
         );
         line(&log, &who, "GET config");
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let result = match call(&master, http::Request::get(uri).body(Body::empty())).await {
                 Ok((200, _, body)) => {
                     serde_json::from_slice(&body).map_err(|e| format!("malformed config: {e}"))
@@ -432,6 +454,7 @@ impl SessionRun {
             }
             let _ = tx.send(Input::ConfigLoaded(result));
         });
+        self.config = Some(handle.abort_handle());
     }
 
     fn open_stream(

@@ -164,3 +164,24 @@ fn a_looping_widget_is_stopped_by_the_instruction_budget() {
         assert_eq!(s.leaks.open_event_sources, 0);
     }
 }
+
+#[test]
+fn a_widget_that_does_not_parse_fails_every_session_and_the_run_ends() {
+    // Before the page had a way out, a widget that never loaded left its session
+    // waiting for a config that could not come: the run hung.
+    let outcome = run_scenario(&happy_path(), widget("sim/tests/widgets/unparsable")).expect("run");
+    let failed: Vec<String> = outcome
+        .violations
+        .iter()
+        .filter(|v| v.property == Property::WidgetRuns)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(failed.len(), outcome.sessions.len(), "{failed:?}");
+    for text in &failed {
+        assert!(text.contains("SyntaxError"), "{text}");
+        assert!(
+            text.contains("sim/tests/widgets/unparsable/widget.js:3:"),
+            "file:line:column missing: {text}"
+        );
+    }
+}

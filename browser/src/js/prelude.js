@@ -357,4 +357,28 @@
       return timers.size;
     },
   };
+
+  // How the host loads the widget and calls it. A throw or a rejected promise from the
+  // widget's own entry points fails the page (`host.fatal`), with the JavaScript stack.
+  const fail = (e) => host.fatal(e instanceof Error ? `${e.name}: ${e.message}` : String(e), (e && e.stack) || '');
+  let widget = null;
+  global.__report = (kind, ...args) => host.report(kind, JSON.stringify(args));
+  global.__boot = (entry, hostObject) => {
+    import(entry)
+      .then((m) => {
+        const create = m.createWidget || (m.default && m.default.createWidget) || m.default;
+        if (typeof create !== 'function') throw new TypeError(`${entry} exports no createWidget(host)`);
+        widget = create(hostObject);
+      })
+      .catch(fail);
+  };
+  global.__callWidget = (method, args) => {
+    if (!widget || typeof widget[method] !== 'function') return;
+    try {
+      const r = widget[method](...JSON.parse(args));
+      if (r && typeof r.then === 'function') r.then(undefined, fail);
+    } catch (e) {
+      fail(e);
+    }
+  };
 })(__host, globalThis);
