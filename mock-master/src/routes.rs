@@ -46,10 +46,11 @@ pub fn router(state: MasterState) -> Router {
 /// What `master_requests_total` counts on `/Master_Function`, under which `action`:
 /// `GET ?action=get_config`, `POST ?action=chat`, and `other` for a `GET` or `POST`
 /// with any other action (the query read as the handlers' `Query` extractor reads it).
-/// A preflight or a refused method is not counted.
+/// A preflight or a refused method is not counted; a `HEAD` is, as the `GET` axum
+/// routes it to.
 fn action_label(method: &Method, uri: &Uri) -> Option<ActionLabels> {
     let served = match *method {
-        Method::GET => "get_config",
+        Method::GET | Method::HEAD => "get_config",
         Method::POST => "chat",
         _ => return None,
     };
