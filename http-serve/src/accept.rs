@@ -123,3 +123,113 @@ pub async fn serve(
     hard_stop.cancel();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::closed_connection;
+    use axum::routing::get;
+    use http::StatusCode;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("gone")]
+    struct Gone;
+
+    type JoinHandle = tokio::task::JoinHandle<io::Result<()>>;
+
+    fn router() -> Router {
+        Router::new()
+            .route("/ok", get(|| async { "fine" }))
+            .route(
+                "/close",
+                get(|| async { closed_connection(StatusCode::BAD_GATEWAY, Gone) }),
+            )
+            .route("/never", get(std::future::pending::<()>))
+    }
+
+    /// Serves `router()` with `edge` on a loopback port; the sender stops it.
+    async fn start(edge: Edge) -> (SocketAddr, oneshot::Sender<()>, JoinHandle) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve(listener, router(), shutdown, edge));
+        (addr, stop, task)
+    }
+
+    /// Sends `request` as raw bytes and reads until the server closes the connection.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        // A bound for a failing test only: a passing one ends when the server closes.
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer));
+        let _ = read.await.expect("the server closes the connection");
+        answer
+    }
+
+    const NOT_UTF8: &[u8] = b"GET /ok?q=\xff HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
+
+    /// On a socket: a marked answer closes the connection before any byte, others pass;
+    /// hyper's own `400` gets the edge's JSON body, or stays bare on a plain edge.
+    #[tokio::test]
+    async fn closes_marked_answers_and_gives_hypers_refusals_a_body() {
+        let (addr, stop, task) = start(Edge::json_errors("TEST_CODE")).await;
+        let ok = exchange(
+            addr,
+            b"GET /ok HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ok.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(ok.ends_with(b"fine"));
+        let closed = exchange(addr, b"GET /close HTTP/1.1\r\nhost: t\r\n\r\n").await;
+        assert!(closed.is_empty(), "{}", String::from_utf8_lossy(&closed));
+        let refused = String::from_utf8(exchange(addr, NOT_UTF8).await).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+        assert!(refused.contains(r#""code":"TEST_CODE""#), "{refused}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+
+        let (addr, stop, task) = start(Edge::plain()).await;
+        let refused = String::from_utf8(exchange(addr, NOT_UTF8).await).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+        assert!(refused.ends_with("\r\n\r\n"), "no body: {refused}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+
+    /// Shutdown stops accepting and, after the grace period, cuts a connection whose
+    /// answer never comes: the serve future ends and the client sees the close.
+    #[tokio::test]
+    async fn shutdown_cuts_what_is_still_open_after_the_grace() {
+        let (addr, stop, task) = start(Edge::plain().grace(Duration::ZERO)).await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /never HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        // The request is in once a second connection's answer came back.
+        let ok = exchange(
+            addr,
+            b"GET /ok HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ok.ends_with(b"fine"));
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer));
+        let _ = read.await.expect("the connection is cut");
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer accepting"
+        );
+    }
+}
