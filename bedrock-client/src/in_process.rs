@@ -28,6 +28,21 @@ use std::sync::Mutex;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
 
+/// An SDK client whose every call goes to `router` (usually `mock_bedrock::app(state)`):
+/// dummy credentials, an endpoint that is never resolved, the SDK's own sleep and
+/// clock. The servers' tests and benches take this one; a caller that must give the
+/// SDK a clock or a sleep of its own (the simulator, under virtual time) builds its
+/// client with [`crate::build_client`] and [`http_client`].
+pub fn client(router: Router) -> aws_sdk_bedrockruntime::Client {
+    crate::build_client(
+        &crate::BedrockConfig::mock("http://bedrock.test"),
+        crate::Runtime {
+            http_client: Some(http_client(router)),
+            ..crate::Runtime::default()
+        },
+    )
+}
+
 /// The SDK `HttpClient` for `router` (usually `mock_bedrock::app(state)`).
 pub fn http_client(router: Router) -> SharedHttpClient {
     SharedHttpClient::new(RouterHttpClient::new(router))

@@ -105,24 +105,10 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
     })
 }
 
-/// The listen backlog: a load test that opens thousands of connections at once must
-/// find them queued, not dropped (a dropped SYN is retried after a second, which a
-/// client measures as a second of latency that is not the server's).
-const BACKLOG: u32 = 8192;
-
-async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
-    let addr = SocketAddr::new(host, port);
-    let listen = || -> std::io::Result<TcpListener> {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(BACKLOG)
-    };
-    listen().with_context(|| {
+/// A listener for `what` on `host:port`, bound as every world's ports are
+/// (`picasso_world::listen`: a backlog of 8,192, so a burst of connections is queued).
+fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    picasso_world::listen(SocketAddr::new(host, port)).with_context(|| {
         format!(
             "cannot listen for {what} on {host}:{port} (choose another port with --{what}-port)"
         )
@@ -132,7 +118,7 @@ async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener
 async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let scenario = load(config.scenario.as_ref())?;
     let bedrock_listener = if config.bedrock_endpoint.is_none() {
-        Some(bind(config.host, config.bedrock_port, "bedrock").await?)
+        Some(bind(config.host, config.bedrock_port, "bedrock")?)
     } else {
         None
     };
@@ -175,8 +161,8 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     };
     let bedrock = build_client(&bedrock_config, Runtime::default());
 
-    let master_listener = bind(config.host, config.master_port, "master").await?;
-    let gateway_listener = bind(config.host, config.gateway_port, "gateway").await?;
+    let master_listener = bind(config.host, config.master_port, "master")?;
+    let gateway_listener = bind(config.host, config.gateway_port, "gateway")?;
     let master_url = format!("http://{}", master_listener.local_addr()?);
     let gateway_url = format!("http://{}/", gateway_listener.local_addr()?);
     let overrides = world::Overrides::new(&master_url, &config.allow_origins, config.servers);

@@ -10,6 +10,7 @@
 //! - [`load`]: the TOML file format, with errors that name file, line, column and field;
 //! - [`wire`]: the wire contracts (tenant config, chat bodies, SSE frames, error codes);
 //! - [`fault`]: which scripted fault strikes which request;
+//! - [`live`]: the scenario a server plays now, with its fault books (reload, config change, strike);
 //! - [`rng`]: the one seed and the labelled, order-independent random streams drawn from it;
 //! - [`testing`]: the case count every property test in the workspace reads.
 //!
@@ -17,6 +18,7 @@
 
 pub mod bounds;
 pub mod fault;
+pub mod live;
 pub mod load;
 pub mod rng;
 pub mod scenario;

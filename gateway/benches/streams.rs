@@ -12,26 +12,21 @@
 //!    over the count. Clients, gateway and mock Bedrock share the process, so this is
 //!    an upper bound for the gateway alone.
 //!
-//! Mock Bedrock runs in-process behind the SDK (the connector below), so the process's
-//! 20,000 file descriptors go to client and gateway sockets: 5,000 streams over
-//! loopback need 10,000. Both TTFT measurements use the same in-process Bedrock.
+//! The world is wired by `picasso_world::Loopback::start_with_bedrock_in_process`: the
+//! Master and the gateway on loopback ports, mock Bedrock in process behind the SDK, so
+//! the process's 20,000 file descriptors go to client and gateway sockets (5,000
+//! streams over loopback need 10,000). Both TTFT measurements use the same SDK client
+//! (the world's), so the difference is the gateway's.
 //!
 //! Bounded: every wait has a timeout; the whole run takes under a minute.
 
-use bedrock_client::{BedrockConfig, Call, Runtime, build_client};
-
-use aws_sdk_bedrockruntime::Client;
-use axum::Router;
+use bedrock_client::Call;
 use futures_util::StreamExt;
-use gateway::{GatewayOptions, GatewayState, HttpConfigSource};
-use mock_bedrock::MockState;
-use mock_master::{MasterOptions, MasterState};
 use picasso_core::Scenario;
 use picasso_core::scenario::{Answer, Caller, Pacing, Token};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 const FOSTER: &str = "fo85e6a06dcdf4";
@@ -101,37 +96,10 @@ fn scenario() -> Scenario {
 async fn main() {
     let streams = env_usize("BENCH_STREAMS", 5000);
     let ttft_n = env_usize("BENCH_TTFT_N", 500);
-    let s = scenario();
-    let client = client_for(mock_bedrock::app(MockState::new(s.clone())));
-    let master_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let master = format!("http://{}", master_listener.local_addr().unwrap());
-    let gw = format!("http://{}", gateway_listener.local_addr().unwrap());
-    let master_state = MasterState::new(
-        s.clone(),
-        MasterOptions {
-            chat_url: format!("{master}/Master_Function?action=chat"),
-            streaming_url: Some(format!("{gw}/")),
-            bedrock: client.clone(),
-        },
-    );
-    let gateway_state = GatewayState::new(
-        s,
-        GatewayOptions {
-            config: Arc::new(HttpConfigSource::new(master.clone())),
-            bedrock: client.clone(),
-        },
-    );
-    tokio::spawn(mock_master::serve(
-        master_listener,
-        master_state,
-        std::future::pending(),
-    ));
-    tokio::spawn(gateway::serve(
-        gateway_listener,
-        gateway_state.clone(),
-        std::future::pending(),
-    ));
+    let world = picasso_world::Loopback::start_with_bedrock_in_process(scenario())
+        .await
+        .expect("bind the Master's and the gateway's loopback ports");
+    let (client, gw) = (world.bedrock_client.clone(), world.gateway.clone());
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(usize::MAX)
@@ -241,7 +209,8 @@ async fn main() {
     let all_open_after = start.elapsed();
     let open_now = opened.load(Ordering::SeqCst);
     let during = rss_kib();
-    let gauge = gateway_state
+    let gauge = world
+        .gateway_state
         .metrics_text()
         .lines()
         .find(|l| l.starts_with("gateway_open_streams "))
@@ -265,15 +234,4 @@ async fn main() {
         during / 1024,
         (during.saturating_sub(before)) as f64 / open_now.max(1) as f64
     );
-}
-
-/// An SDK client whose every call goes to `router`.
-pub fn client_for(router: Router) -> Client {
-    build_client(
-        &BedrockConfig::mock("http://bedrock.test"),
-        Runtime {
-            http_client: Some(bedrock_client::in_process::http_client(router)),
-            ..Runtime::default()
-        },
-    )
 }

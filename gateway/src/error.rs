@@ -2,12 +2,11 @@
 //! `{"code", "message"}`. After the `200`, failures are error frames instead (see
 //! [`crate::generation`]).
 
-use crate::faults;
 use crate::params::ParamError;
 use crate::tenants::ConfigError;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use picasso_core::wire::{Code, ErrorBody};
+use picasso_core::wire::Code;
 
 /// Why the gateway refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,13 +61,7 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut response = faults::json(
-            status,
-            &ErrorBody {
-                code: code.into(),
-                message: self.to_string(),
-            },
-        );
+        let mut response = http_serve::error_response(status, code, self.to_string());
         if let GatewayError::RateLimited { retry_after_s } = self {
             response
                 .headers_mut()

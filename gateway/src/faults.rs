@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use http::{HeaderValue, StatusCode, header};
 use picasso_core::scenario::Fault;
-use picasso_core::wire::{Code, ErrorBody};
+use picasso_core::wire::Code;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -46,11 +46,7 @@ pub type Frames = BoxStream<'static, Result<Bytes, EdgeError>>;
 
 /// The stand-in for a refused connection: see [`ConnectionRefused`].
 pub fn refused() -> Response {
-    let body = Body::from_stream(stream::once(async { Err::<Bytes, _>(EdgeError::Refused) }));
-    let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
-    response.extensions_mut().insert(ConnectionRefused);
-    response
+    http_serve::closed_connection(StatusCode::BAD_GATEWAY, EdgeError::Refused)
 }
 
 /// The answer of a `status` fault: the status with the contract's JSON body.
@@ -66,12 +62,10 @@ pub fn status_response(fault: &Fault) -> Response {
         408 | 504 => Code::Stream004,
         _ => Code::Stream001,
     };
-    let mut response = json(
+    let mut response = http_serve::error_response(
         status,
-        &ErrorBody {
-            code: code.as_str().into(),
-            message: format!("injected fault: status {}", status.as_u16()),
-        },
+        code.as_str(),
+        format!("injected fault: status {}", status.as_u16()),
     );
     if status == StatusCode::TOO_MANY_REQUESTS {
         response
@@ -83,24 +77,11 @@ pub fn status_response(fault: &Fault) -> Response {
 
 /// The answer of a `wrong_content_type` fault: a `200` an `EventSource` must reject.
 pub fn wrong_content_type() -> Response {
-    json(
+    http_serve::error_response(
         StatusCode::OK,
-        &ErrorBody {
-            code: Code::Stream001.as_str().into(),
-            message: "injected fault: not an event stream".into(),
-        },
+        Code::Stream001.as_str(),
+        "injected fault: not an event stream",
     )
-}
-
-/// A JSON response.
-pub fn json(status: StatusCode, body: &ErrorBody) -> Response {
-    let mut response = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Lets `n` frames through, then fails the body when the next frame is due (a body

@@ -54,7 +54,7 @@ pub struct Metrics {
     /// Errors by code, all tenants, for readers in the same process (the rollout's
     /// "error rates by type"): the same counts as `errors`, without parsing text.
     by_code: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-    /// Requests by route.
+    /// Requests by route, counted by the router's `http_serve::metrics::CountRequestsLayer`.
     pub requests: Family<RouteLabels, Counter>,
     /// Refusals and error frames by code.
     pub errors: Family<CodeLabels, Counter>,
@@ -141,11 +141,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one request on `route`.
-    pub fn request(&self, route: &'static str) {
-        self.requests.get_or_create(&RouteLabels { route }).inc();
-    }
-
     /// Counts one refusal or error frame with `code` for `tenant` (empty: not known).
     pub fn error(&self, code: &str, tenant: &str) {
         self.errors
@@ -193,9 +188,6 @@ impl Metrics {
 
     /// The text exposition (OpenMetrics flavour of the Prometheus format).
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        http_serve::metrics::render(&self.registry)
     }
 }

@@ -663,3 +663,40 @@ async fn as_written_servers_behave_as_the_document_wrote_them() {
     let r = w.call(stream_request(AUSTIN, "s1", "m1", "Hello")).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// `gateway_requests_total` counts the stream (`GET /`) and its preflight
+/// (`OPTIONS /`) and nothing else: not a refused method, `/metrics` or another path.
+#[tokio::test(start_paused = true)]
+async fn requests_are_counted_by_route() {
+    let w = world(Scenario::default_scenario());
+    chunks(w.call(stream_request(FOSTER, "s1", "m1", "Hello")).await).await;
+    for (method, uri) in [
+        ("OPTIONS", format!("/?tenant_hash={FOSTER}")),
+        ("HEAD", "/".to_owned()),
+        ("POST", "/".to_owned()),
+        ("GET", "/metrics".to_owned()),
+        ("GET", "/elsewhere".to_owned()),
+    ] {
+        w.call(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    }
+    let text = w.gateway.metrics_text();
+    let mut counted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("gateway_requests_total"))
+        .collect();
+    counted.sort_unstable();
+    assert_eq!(
+        counted,
+        [
+            r#"gateway_requests_total{route="preflight"} 1"#,
+            r#"gateway_requests_total{route="stream"} 1"#,
+        ]
+    );
+}

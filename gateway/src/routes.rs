@@ -9,7 +9,7 @@ use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::faults::{self, Frames};
 use crate::generation::{Generation, Lookup, MessageKey};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteLabels};
 use crate::outcome::Pending;
 use crate::params::{self, MAX_URI_BYTES};
 use crate::rate_limit::Admission;
@@ -21,7 +21,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_serve::metrics::CountRequestsLayer;
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{FaultKind, FaultTarget, Servers};
 use picasso_core::wire::parse_event_id;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 /// The gateway's router.
 pub fn router(state: GatewayState) -> Router {
+    let count = CountRequestsLayer::new(state.metrics().requests.clone(), route_label);
     Router::new()
         // A HEAD would run the GET handler and start an answer no one reads (the
         // real GET for that message would then get 204): refuse it instead.
@@ -37,21 +39,31 @@ pub fn router(state: GatewayState) -> Router {
             get(stream)
                 .options(preflight)
                 .head(method_not_allowed)
-                .fallback(method_not_allowed),
+                .fallback(method_not_allowed)
+                .layer(count),
         )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
 
+/// What `gateway_requests_total` counts on `/`, under which `route`: the stream and
+/// its preflight (a refused method is not a request of either).
+fn route_label(method: &Method, _uri: &Uri) -> Option<RouteLabels> {
+    let route = match *method {
+        Method::GET => "stream",
+        Method::OPTIONS => "preflight",
+        _ => return None,
+    };
+    Some(RouteLabels { route })
+}
+
 /// `405`, with the contract's JSON body; the stream is `GET /` only.
 async fn method_not_allowed() -> Response {
-    let mut response = faults::json(
+    let mut response = http_serve::error_response(
         StatusCode::METHOD_NOT_ALLOWED,
-        &picasso_core::wire::ErrorBody {
-            code: "METHOD_NOT_ALLOWED".into(),
-            message: "the stream is GET / (and OPTIONS for a CORS preflight)".into(),
-        },
+        "METHOD_NOT_ALLOWED",
+        "the stream is GET / (and OPTIONS for a CORS preflight)",
     );
     response
         .headers_mut()
@@ -61,28 +73,19 @@ async fn method_not_allowed() -> Response {
 
 /// `404`, with the contract's JSON body.
 async fn not_found() -> Response {
-    faults::json(
+    http_serve::error_response(
         StatusCode::NOT_FOUND,
-        &picasso_core::wire::ErrorBody {
-            code: "NOT_FOUND".into(),
-            message: "the stream is GET /?tenant_hash=…&user_input=…&session_id=…&message_id=…"
-                .into(),
-        },
+        "NOT_FOUND",
+        "the stream is GET /?tenant_hash=…&user_input=…&session_id=…&message_id=…",
     )
 }
 
 async fn metrics(State(state): State<GatewayState>) -> Response {
-    let mut response = state.metrics_text().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
+    http_serve::metrics::exposition(state.metrics_text())
 }
 
 /// `GET /?tenant_hash&user_input&session_id&message_id`.
 async fn stream(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
-    state.metrics().request("stream");
     // Counted `cancelled` if this future is dropped before it answers.
     let mut pending = Pending::begin(state.metrics_handle());
     let query = uri.query().unwrap_or("");
@@ -307,7 +310,6 @@ async fn sleep_ms(ms: Option<u64>) {
 /// `OPTIONS /`: the CORS preflight. Accepted only for one of the tenant's origins
 /// asking for `GET` with the stream's headers; anything else is `403`.
 async fn preflight(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
-    state.metrics().request("preflight");
     let query = params::parse_query(uri.query().unwrap_or("")).unwrap_or_default();
     let tenant = query
         .get("tenant_hash")

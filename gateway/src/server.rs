@@ -30,7 +30,8 @@ pub async fn serve(
         }
     };
     let router = crate::app(state.clone());
-    http_serve::serve(listener, router, on_shutdown, Code::Stream003.as_str()).await?;
+    let edge = http_serve::Edge::json_errors(Code::Stream003.as_str());
+    http_serve::serve(listener, router, on_shutdown, edge).await?;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.wait_for_generations()).await;
     Ok(())
 }

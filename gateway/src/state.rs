@@ -9,10 +9,11 @@ use crate::rate_limit::{Admission, RateLimiter};
 use crate::tenants::{ConfigSource, TenantCache};
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
-use picasso_core::fault::{FaultBooks, RequestFacts};
+use picasso_core::fault::RequestFacts;
+use picasso_core::live::LiveScenario;
 use picasso_core::scenario::{Fault, FaultTarget, Limits};
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,8 +41,7 @@ pub struct GatewayState {
 
 #[derive(Debug)]
 struct Inner {
-    scenario: RwLock<Arc<Scenario>>,
-    faults: Mutex<FaultBooks>,
+    scenario: LiveScenario,
     tenants: TenantCache,
     rate: Mutex<RateLimiter>,
     generations: Generations,
@@ -52,15 +52,14 @@ struct Inner {
 }
 
 /// The places the gateway's faults strike.
-const PLACES: [FaultTarget; 2] = [FaultTarget::Gateway, FaultTarget::Network];
+const PLACES: &[FaultTarget] = &[FaultTarget::Gateway, FaultTarget::Network];
 
 impl GatewayState {
     /// A gateway for `scenario`.
     pub fn new(scenario: Scenario, options: GatewayOptions) -> GatewayState {
         GatewayState {
             inner: Arc::new(Inner {
-                faults: Mutex::new(FaultBooks::new(&scenario, &PLACES)),
-                scenario: RwLock::new(Arc::new(scenario)),
+                scenario: LiveScenario::new(scenario, PLACES),
                 tenants: TenantCache::new(options.config),
                 rate: Mutex::new(RateLimiter::default()),
                 generations: Generations::default(),
@@ -75,13 +74,7 @@ impl GatewayState {
     /// Replaces the scenario: a new world. Fault counts, cached configs, rate-limit
     /// logs and kept answers start afresh (running generations finish on their own).
     pub fn load_scenario(&self, scenario: Scenario) {
-        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) =
-            FaultBooks::new(&scenario, &PLACES);
-        *self
-            .inner
-            .scenario
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(scenario);
+        self.inner.scenario.replace(scenario);
         self.inner.tenants.clear();
         *self.inner.rate.lock().unwrap_or_else(|e| e.into_inner()) = RateLimiter::default();
         self.inner.generations.clear();
@@ -89,11 +82,7 @@ impl GatewayState {
 
     /// The current scenario.
     pub fn scenario(&self) -> Arc<Scenario> {
-        self.inner
-            .scenario
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.scenario.get()
     }
 
     /// The current scenario's limits.
@@ -151,11 +140,7 @@ impl GatewayState {
 
     /// The first fault at `target` that strikes this request.
     pub(crate) fn strike(&self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
-        self.inner
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .strike(target, facts)
+        self.inner.scenario.strike(target, facts)
     }
 
     /// Counts a stream request of `session` of `tenant` against the rate limit.

@@ -3,10 +3,8 @@
 
 use crate::tenants::{ConfigError, ConfigSource};
 use crate::{GatewayOptions, GatewayState};
-use aws_sdk_bedrockruntime::Client;
 use axum::Router;
 use axum::body::Body;
-use bedrock_client::{BedrockConfig, Runtime, build_client};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
@@ -14,17 +12,6 @@ use mock_bedrock::MockState;
 use picasso_core::Scenario;
 use picasso_core::wire::TenantConfig;
 use tower::ServiceExt;
-
-/// An SDK client whose every call goes to `router`.
-pub fn client_for(router: Router) -> Client {
-    build_client(
-        &BedrockConfig::mock("http://bedrock.test"),
-        Runtime {
-            http_client: Some(bedrock_client::in_process::http_client(router)),
-            ..Runtime::default()
-        },
-    )
-}
 
 /// Tenant configs as the Master would serve them, from the scenario.
 #[derive(Debug)]
@@ -55,7 +42,7 @@ pub struct World {
 
 pub fn world(scenario: Scenario) -> World {
     let bedrock = MockState::new(scenario.clone());
-    let client = client_for(mock_bedrock::app(bedrock.clone()));
+    let client = bedrock_client::in_process::client(mock_bedrock::app(bedrock.clone()));
     let gateway = GatewayState::new(
         scenario.clone(),
         GatewayOptions {

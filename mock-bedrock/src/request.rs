@@ -7,6 +7,7 @@
 use crate::error::ApiError;
 use crate::operations::Operation;
 use http::HeaderMap;
+use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::Caller;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -28,6 +29,20 @@ impl ParsedRequest {
     /// A metadata value, if sent.
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
+    }
+
+    /// What the fault books know of this request (its `requestMetadata`, the model
+    /// it calls, the SDK's attempt): the same facts whether the server or
+    /// `BedrockResponder` answers, so a fault strikes the same calls in both.
+    pub fn facts<'a>(&'a self, model: &'a str, attempt: u32) -> RequestFacts<'a> {
+        RequestFacts {
+            tenant: self.meta("tenant_hash"),
+            session: self.meta("session_id"),
+            message: self.meta("message_id"),
+            via: self.caller(),
+            model: Some(model),
+            attempt,
+        }
     }
 
     /// Which of our servers made the call, from the `caller` metadata key.

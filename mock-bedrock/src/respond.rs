@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use picasso_core::bounds::{add_ms, sum_ms};
-use picasso_core::fault::RequestFacts;
 use picasso_core::rng;
 use picasso_core::scenario::{Answer, AnswerBook, Token};
 use tokio::time::Instant;
@@ -50,14 +49,7 @@ pub(crate) async fn answer(
         .and_then(|()| request::parse(op, headers, body));
     let empty = ParsedRequest::default();
     let req = parsed.as_ref().unwrap_or(&empty);
-    let facts = RequestFacts {
-        tenant: req.meta("tenant_hash"),
-        session: req.meta("session_id"),
-        message: req.meta("message_id"),
-        via: req.caller(),
-        model: Some(&model),
-        attempt,
-    };
+    let facts = req.facts(&model, attempt);
     let incoming = Incoming {
         operation: op,
         model: &model,

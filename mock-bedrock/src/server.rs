@@ -1,30 +1,28 @@
-//! Serving the router on a socket: HTTP/1.1 and h2c (prior knowledge) on one port,
-//! and a wiremock-style handle for tests.
+//! Serving the router on a socket, and a wiremock-style handle for tests.
 //!
-//! The JS SDK only speaks HTTP/2 to Bedrock, cleartext with prior knowledge against
-//! `http://`, and closes its session (GOAWAY) as soon as a stream's headers arrive:
-//! hyper-util's `auto::Builder` detects the protocol per connection, and hyper keeps
-//! writing the in-flight stream after the client's GOAWAY (bedrock-wire.md §1).
+//! The socket side is the one all three servers share (`http_serve::serve`): HTTP/1.1
+//! and h2c (prior knowledge) on one port. The JS SDK only speaks HTTP/2 to Bedrock,
+//! cleartext with prior knowledge against `http://`, and closes its session (GOAWAY) as
+//! soon as a stream's headers arrive: hyper-util's `auto::Builder` detects the protocol
+//! per connection, and hyper keeps writing the in-flight stream after the client's
+//! GOAWAY (bedrock-wire.md §1). hyper's own bodiless `400`/`414` pass as hyper writes
+//! them: Bedrock's error shape is not the gateway's `{"code", "message"}`.
 
 use crate::app;
 use crate::faults::ArmError;
 use crate::journal::JournalEntry;
 use crate::mounted::VerificationError;
 use crate::state::MockState;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use http_serve::Edge;
 use picasso_core::scenario::{Answer, Fault, Scenario};
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::time::{Duration, sleep, timeout};
-use tokio_util::sync::CancellationToken;
+use tokio::time::Duration;
 
 /// How long [`serve`] lets in-flight answers finish after shutdown is asked for.
-pub const DRAIN: Duration = Duration::from_secs(5);
+pub const DRAIN: Duration = http_serve::SHUTDOWN_GRACE;
 
 /// Serves mock Bedrock on `listener` until `shutdown` completes, then lets answers
 /// in flight finish for up to [`DRAIN`] and closes the rest.
@@ -39,16 +37,7 @@ pub async fn serve(
     state: MockState,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_draining(listener, state, shutdown, DRAIN).await
-}
-
-async fn serve_draining(
-    listener: TcpListener,
-    state: MockState,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()> {
-    serve_router_draining(listener, app(state), shutdown, drain).await
+    serve_router(listener, app(state), shutdown).await
 }
 
 /// Serves any router the way [`serve`] serves mock Bedrock (HTTP/1.1 and h2c, the
@@ -62,59 +51,7 @@ pub async fn serve_router(
     router: axum::Router,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_router_draining(listener, router, shutdown, DRAIN).await
-}
-
-async fn serve_router_draining(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    // Cancelled after the drain: ends connections that did not finish (a stalled
-    // stream would otherwise hold its task forever).
-    let hard_stop = CancellationToken::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // EMFILE and friends pass; back off instead of spinning.
-                    tracing::warn!(%err, "mock-bedrock: accept failed");
-                    sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Frames are small and paced: send each as soon as it is written.
-        let _ = socket.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(socket), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        let stop = hard_stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, %err, "mock-bedrock: connection ended with an error");
-                    }
-                }
-                () = stop.cancelled() => {}
-            }
-        });
-    }
-    drop(listener);
-    if timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::debug!("mock-bedrock: drain timed out, closing the remaining connections");
-    }
-    hard_stop.cancel();
-    Ok(())
+    http_serve::serve(listener, router, shutdown, Edge::plain().grace(DRAIN)).await
 }
 
 /// A mock Bedrock on a loopback port, for tests: start it, point an SDK at
@@ -152,11 +89,12 @@ impl MockBedrock {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        tokio::spawn(serve_draining(
+        // No drain: dropping the handle cuts any stream still open.
+        tokio::spawn(http_serve::serve(
             listener,
-            state.clone(),
+            app(state.clone()),
             shutdown,
-            Duration::ZERO,
+            Edge::plain().grace(Duration::ZERO),
         ));
         Ok(MockBedrock {
             state,

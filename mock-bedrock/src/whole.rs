@@ -18,7 +18,7 @@ use crate::request;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use picasso_core::bounds::{MAX_MS, add_ms, sum_ms};
-use picasso_core::fault::{FaultBook, RequestFacts};
+use picasso_core::fault::FaultBook;
 use picasso_core::scenario::{Answer, FaultTarget, Scenario, Token};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,14 +122,7 @@ impl WholeResponder {
         let op = Operation::from_action(action).ok_or_else(ApiError::unknown_operation)?;
         request::check_model_id(&model)?;
         let req = request::parse(op, headers, body)?;
-        let facts = RequestFacts {
-            tenant: req.meta("tenant_hash"),
-            session: req.meta("session_id"),
-            message: req.meta("message_id"),
-            via: req.caller(),
-            model: Some(&model),
-            attempt: request::attempt(headers),
-        };
+        let facts = req.facts(&model, request::attempt(headers));
         let fault = self.book.as_ref().and_then(|book| {
             book.lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,10 +1,8 @@
 //! Every error the Master answers: a status with the JSON body `{"code", "message"}`.
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use bedrock_client::BedrockError;
 use http::{HeaderValue, StatusCode, header};
-use picasso_core::wire::ErrorBody;
 
 /// Why the Master refused or failed a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,14 +55,7 @@ impl From<BedrockError> for MasterError {
 impl IntoResponse for MasterError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                code: code.into(),
-                message: self.to_string(),
-            }),
-        )
-            .into_response();
+        let mut response = http_serve::error_response(status, code, self.to_string());
         if status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()

@@ -8,7 +8,6 @@
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 /// Marks a response that stands for a dropped connection. `serve` closes the
@@ -22,12 +21,7 @@ pub struct Dropped;
 
 /// The stand-in for a dropped connection.
 pub fn dropped() -> Response {
-    let body = Body::from_stream(futures_util::stream::once(async {
-        Err::<Bytes, _>(Dropped)
-    }));
-    let mut response = Response::new(body);
-    response.extensions_mut().insert(ConnectionDropped);
-    response
+    http_serve::closed_connection(StatusCode::OK, Dropped)
 }
 
 /// A `200` whose body is JSON cut off mid-way.

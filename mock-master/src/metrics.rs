@@ -26,7 +26,7 @@ pub struct CodeLabels {
 /// The Master's metrics.
 pub struct Metrics {
     registry: Registry,
-    /// Requests by action.
+    /// Requests by action, counted by the router's `http_serve::metrics::CountRequestsLayer`.
     pub requests: Family<ActionLabels, Counter>,
     /// Error answers by code (injected drops and malformed bodies included).
     pub errors: Family<CodeLabels, Counter>,
@@ -63,11 +63,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts a request.
-    pub fn request(&self, action: &'static str) {
-        self.requests.get_or_create(&ActionLabels { action }).inc();
-    }
-
     /// Counts an error answer.
     pub fn error(&self, code: &str) {
         self.errors
@@ -79,8 +74,6 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        http_serve::metrics::render(&self.registry)
     }
 }

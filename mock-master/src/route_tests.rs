@@ -73,7 +73,7 @@ async fn no_streaming_url_no_streaming_endpoint() {
     let mut options = crate::MasterOptions {
         chat_url: "c".into(),
         streaming_url: None,
-        bedrock: client_for(mock_bedrock::app(w.bedrock.clone())),
+        bedrock: bedrock_client::in_process::client(mock_bedrock::app(w.bedrock.clone())),
     };
     let s = Scenario::default_scenario();
     let config = crate::config_of(s.tenant(FOSTER).unwrap(), &options);
@@ -304,4 +304,51 @@ async fn other_methods_and_paths_get_json_errors() {
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(json(response).await["code"], "NOT_FOUND");
+}
+
+/// `master_requests_total` counts by action as the handlers read the query:
+/// `get_config` (a `HEAD` too: axum runs the `GET` for it), `chat`, and `other` for a
+/// `GET` or `POST` naming another action or none; a preflight, another method or
+/// another path is not counted.
+#[tokio::test(start_paused = true)]
+async fn requests_are_counted_by_action() {
+    let w = world(Scenario::default_scenario());
+    w.get_config(FOSTER).await;
+    w.chat(chat_body(FOSTER, "m1", "Hello")).await;
+    for (method, uri) in [
+        (
+            "HEAD",
+            "/Master_Function?action=get_config&t=fo85e6a06dcdf4",
+        ),
+        ("GET", "/Master_Function?action=chat"),
+        ("POST", "/Master_Function?action=get_config"),
+        ("GET", "/Master_Function"),
+        ("OPTIONS", "/Master_Function?action=chat"),
+        ("PUT", "/Master_Function?action=chat"),
+        ("GET", "/elsewhere?action=get_config"),
+        ("GET", "/metrics"),
+    ] {
+        w.call(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    }
+    let text = w.master.metrics_text();
+    let mut counted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("master_requests_total"))
+        .collect();
+    counted.sort_unstable();
+    assert_eq!(
+        counted,
+        [
+            r#"master_requests_total{action="chat"} 1"#,
+            r#"master_requests_total{action="get_config"} 2"#,
+            r#"master_requests_total{action="other"} 3"#,
+        ]
+    );
 }

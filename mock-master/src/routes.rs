@@ -6,6 +6,7 @@
 
 use crate::error::MasterError;
 use crate::faults;
+use crate::metrics::ActionLabels;
 use crate::state::MasterState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,8 +15,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bedrock_client::Call;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_serve::cors;
+use http_serve::metrics::CountRequestsLayer;
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{Caller, Fault, FaultKind, FaultTarget};
 use picasso_core::wire::{ChatRequest, ChatResponse, is_valid_tenant_hash};
@@ -26,31 +28,44 @@ type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 
 /// The Master's router.
 pub fn router(state: MasterState) -> Router {
+    let count = CountRequestsLayer::new(state.metrics().requests.clone(), action_label);
     Router::new()
         .route(
             "/Master_Function",
             get(get_action)
                 .post(post_action)
                 .options(preflight)
-                .fallback(method_not_allowed),
+                .fallback(method_not_allowed)
+                .layer(count),
         )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
 
-/// An error with the JSON body every Master error has.
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = picasso_core::wire::ErrorBody {
-        code: code.into(),
-        message: message.into(),
+/// What `master_requests_total` counts on `/Master_Function`, under which `action`:
+/// `GET ?action=get_config`, `POST ?action=chat`, and `other` for a `GET` or `POST`
+/// with any other action (the query read as the handlers' `Query` extractor reads it).
+/// A preflight or a refused method is not counted; a `HEAD` is, as the `GET` axum
+/// routes it to.
+fn action_label(method: &Method, uri: &Uri) -> Option<ActionLabels> {
+    let served = match *method {
+        Method::GET | Method::HEAD => "get_config",
+        Method::POST => "chat",
+        _ => return None,
     };
-    (status, axum::Json(body)).into_response()
+    let params: Params = Query::try_from_uri(uri);
+    let action = if action(&params) == Some(served) {
+        served
+    } else {
+        "other"
+    };
+    Some(ActionLabels { action })
 }
 
 /// `405` for a method the Master Function does not take.
 async fn method_not_allowed() -> Response {
-    let mut response = json_error(
+    let mut response = http_serve::error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         "the Master Function takes GET ?action=get_config and POST ?action=chat",
@@ -64,7 +79,7 @@ async fn method_not_allowed() -> Response {
 
 /// `404` for any other path.
 async fn not_found() -> Response {
-    json_error(
+    http_serve::error_response(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
         "the Master Function is at /Master_Function",
@@ -72,12 +87,7 @@ async fn not_found() -> Response {
 }
 
 async fn metrics(State(state): State<MasterState>) -> Response {
-    let mut response = state.metrics_text().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
+    http_serve::metrics::exposition(state.metrics_text())
 }
 
 fn action(params: &Params) -> Option<&str> {
@@ -90,14 +100,12 @@ async fn get_action(
     params: Params,
 ) -> Response {
     if action(&params) != Some("get_config") {
-        state.metrics().request("other");
         return finish(
             &state,
             Err(MasterError::Invalid("GET takes action=get_config".into())),
             None,
         );
     }
-    state.metrics().request("get_config");
     let t = params
         .as_ref()
         .ok()
@@ -141,14 +149,12 @@ async fn post_action(
     body: Bytes,
 ) -> Response {
     if action(&params) != Some("chat") {
-        state.metrics().request("other");
         return finish(
             &state,
             Err(MasterError::Invalid("POST takes action=chat".into())),
             None,
         );
     }
-    state.metrics().request("chat");
     let request: Result<ChatRequest, _> = serde_json::from_slice(&body);
     let origin = request
         .as_ref()

@@ -34,5 +34,11 @@ pub async fn serve_router(
     router: Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    http_serve::serve(listener, router, shutdown, "INVALID_REQUEST").await
+    http_serve::serve(
+        listener,
+        router,
+        shutdown,
+        http_serve::Edge::json_errors("INVALID_REQUEST"),
+    )
+    .await
 }

@@ -4,11 +4,12 @@
 use crate::metrics::Metrics;
 use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
-use picasso_core::fault::{FaultBooks, RequestFacts};
+use picasso_core::fault::RequestFacts;
+use picasso_core::live::LiveScenario;
 use picasso_core::scenario::{ConfigChange, Servers};
 use picasso_core::scenario::{Fault, FaultTarget, Tenant};
 use picasso_core::wire::TenantConfig;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 /// What the Master is wired to.
 #[derive(Debug, Clone)]
@@ -30,22 +31,20 @@ pub struct MasterState {
 
 #[derive(Debug)]
 struct Inner {
-    scenario: RwLock<Arc<Scenario>>,
-    books: Mutex<FaultBooks>,
+    scenario: LiveScenario,
     options: MasterOptions,
     metrics: Metrics,
 }
 
 /// The places the Master's faults strike.
-const PLACES: [FaultTarget; 2] = [FaultTarget::MasterConfig, FaultTarget::MasterChat];
+const PLACES: &[FaultTarget] = &[FaultTarget::MasterConfig, FaultTarget::MasterChat];
 
 impl MasterState {
     /// A Master serving `scenario`'s tenants.
     pub fn new(scenario: Scenario, options: MasterOptions) -> MasterState {
         MasterState {
             inner: Arc::new(Inner {
-                books: Mutex::new(FaultBooks::new(&scenario, &PLACES)),
-                scenario: RwLock::new(Arc::new(scenario)),
+                scenario: LiveScenario::new(scenario, PLACES),
                 options,
                 metrics: Metrics::default(),
             }),
@@ -54,27 +53,16 @@ impl MasterState {
 
     /// Replaces the scenario; fault counts start afresh.
     pub fn load_scenario(&self, scenario: Scenario) {
-        *self.inner.books.lock().unwrap_or_else(|e| e.into_inner()) =
-            FaultBooks::new(&scenario, &PLACES);
-        *self
-            .inner
-            .scenario
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(scenario);
+        self.inner.scenario.replace(scenario);
     }
 
     /// Applies a config change from now on (the rollback plan's "set
     /// `streaming_percentage` to 0"): the tenants' configs change, nothing else does
     /// (fault counts, the scenario's other parts).
     pub fn change_config(&self, change: &ConfigChange) {
-        let mut slot = self
-            .inner
+        self.inner
             .scenario
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut scenario = Scenario::clone(&slot);
-        change.apply(&mut scenario.tenants);
-        *slot = Arc::new(scenario);
+            .update(|scenario| change.apply(&mut scenario.tenants));
     }
 
     /// Applies each of `changes` at its `at_ms` after now (tokio's clock: virtual in
@@ -100,11 +88,7 @@ impl MasterState {
 
     /// The current scenario.
     pub fn scenario(&self) -> Arc<Scenario> {
-        self.inner
-            .scenario
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.scenario.get()
     }
 
     /// The metrics in Prometheus text format (what `/metrics` serves).
@@ -138,11 +122,7 @@ impl MasterState {
 
     /// The first fault at `target` (`master_config` or `master_chat`) that strikes.
     pub(crate) fn strike(&self, target: FaultTarget, facts: &RequestFacts<'_>) -> Option<Fault> {
-        self.inner
-            .books
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .strike(target, facts)
+        self.inner.scenario.strike(target, facts)
     }
 }
 

@@ -2,25 +2,12 @@
 //! helpers to call the Master's router.
 
 use crate::{MasterOptions, MasterState};
-use aws_sdk_bedrockruntime::Client;
 use axum::Router;
 use axum::body::Body;
-use bedrock_client::{BedrockConfig, Runtime, build_client};
 use http::{Request, Response};
 use mock_bedrock::MockState;
 use picasso_core::Scenario;
 use tower::ServiceExt;
-
-/// An SDK client whose every call goes to `router`.
-pub fn client_for(router: Router) -> Client {
-    build_client(
-        &BedrockConfig::mock("http://bedrock.test"),
-        Runtime {
-            http_client: Some(bedrock_client::in_process::http_client(router)),
-            ..Runtime::default()
-        },
-    )
-}
 
 /// A Master and the mock Bedrock behind it, both in-process.
 #[derive(Debug, Clone)]
@@ -37,7 +24,7 @@ pub fn world(scenario: Scenario) -> World {
         MasterOptions {
             chat_url: "http://127.0.0.1:4100/Master_Function?action=chat".into(),
             streaming_url: Some("http://127.0.0.1:4101/".into()),
-            bedrock: client_for(mock_bedrock::app(bedrock.clone())),
+            bedrock: bedrock_client::in_process::client(mock_bedrock::app(bedrock.clone())),
         },
     );
     World {

@@ -5,7 +5,11 @@
 //! - [`in_process`]: every hop a call of the next server's router, no socket (what a
 //!   paused tokio clock needs: the simulator, in-process tests and benches), or
 //! - [`Loopback::start`]: each server on its own loopback port (what end-to-end tests
-//!   and load tests need).
+//!   and load tests need), or [`Loopback::start_with_bedrock_in_process`]: the Master
+//!   and the gateway on ports, mock Bedrock called in process (the gateway's bench).
+//!
+//! Every port a world listens on is bound by [`listen`], with a backlog of
+//! [`BACKLOG`] (`picasso-sim serve` binds its three ports with it too).
 //!
 //! One transport seam per hop: Bedrock through `bedrock_client::in_process` or the SDK's
 //! own sockets; the Master through `gateway::RouterConfigSource` or
@@ -18,8 +22,9 @@ use gateway::{GatewayOptions, GatewayState, HttpConfigSource, RouterConfigSource
 use mock_bedrock::{MockBedrock, MockState};
 use mock_master::{MasterOptions, MasterState};
 use picasso_core::Scenario;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -133,11 +138,44 @@ pub fn over_http(
     (master, gateway)
 }
 
-/// The three servers, each on its own `127.0.0.1` port, wired over loopback.
+/// The listen backlog of every socket a world listens on: a load test that opens
+/// thousands of connections at once must find them queued, not dropped (a dropped SYN
+/// is retried after a second, which a client measures as a second of latency that is
+/// not the server's).
+pub const BACKLOG: u32 = 8192;
+
+/// A listener on `addr` with a backlog of [`BACKLOG`] (tokio's `TcpListener::bind`
+/// takes the OS default, 128 on Linux) and `SO_REUSEADDR`, so a restarted server gets
+/// its port back at once. Port 0: one of the OS's choosing.
+///
+/// # Errors
+/// The socket, bind or listen error.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// A loopback address on a port of the OS's choosing.
+fn any_loopback_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The Master and the gateway, each on its own `127.0.0.1` port, wired over loopback,
+/// calling a Bedrock `B`: [`MockBedrock`] on its own port ([`Loopback::start`]), or mock
+/// Bedrock's [`MockState`] called in process ([`Loopback::start_with_bedrock_in_process`],
+/// for load tests whose file descriptors must all go to client and gateway sockets).
 #[derive(Debug)]
-pub struct Loopback {
+pub struct Loopback<B = MockBedrock> {
     /// Mock Bedrock (its journal shows every call).
-    pub bedrock: MockBedrock,
+    pub bedrock: B,
+    /// The SDK client the Master and the gateway call Bedrock with.
+    pub bedrock_client: aws_sdk_bedrockruntime::Client,
     /// `http://127.0.0.1:PORT` of the Master.
     pub master: String,
     /// `http://127.0.0.1:PORT` of the gateway.
@@ -158,13 +196,41 @@ impl Loopback {
     /// A loopback port that cannot be bound.
     pub async fn start(scenario: Scenario) -> std::io::Result<Loopback> {
         let bedrock = MockBedrock::try_start(scenario.clone()).await?;
-        let master_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = build_client(&BedrockConfig::mock(bedrock.endpoint()), Runtime::default());
+        Loopback::serve(scenario, bedrock, client)
+    }
+}
+
+impl Loopback<MockState> {
+    /// Starts the Master and the gateway for `scenario` on ports of the OS's choosing,
+    /// calling a mock Bedrock in process (`bedrock_client::in_process`), not over a
+    /// socket.
+    ///
+    /// # Errors
+    /// A loopback port that cannot be bound.
+    pub async fn start_with_bedrock_in_process(
+        scenario: Scenario,
+    ) -> std::io::Result<Loopback<MockState>> {
+        let bedrock = MockState::new(scenario.clone());
+        let client = bedrock_client::in_process::client(mock_bedrock::app(bedrock.clone()));
+        Loopback::serve(scenario, bedrock, client)
+    }
+}
+
+impl<B> Loopback<B> {
+    /// Binds the Master's and the gateway's ports, wires them with [`over_http`] to
+    /// call Bedrock with `client`, and serves them.
+    fn serve(
+        scenario: Scenario,
+        bedrock: B,
+        client: aws_sdk_bedrockruntime::Client,
+    ) -> std::io::Result<Loopback<B>> {
+        let master_listener = listen(any_loopback_port())?;
+        let gateway_listener = listen(any_loopback_port())?;
         let master = format!("http://{}", master_listener.local_addr()?);
         let gateway = format!("http://{}", gateway_listener.local_addr()?);
-        let client = build_client(&BedrockConfig::mock(bedrock.endpoint()), Runtime::default());
         let (master_state, gateway_state) =
-            over_http(&scenario, &master, &format!("{gateway}/"), client);
+            over_http(&scenario, &master, &format!("{gateway}/"), client.clone());
         let (stop_master, master_stopped) = oneshot::channel::<()>();
         let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
         let tasks = vec![
@@ -185,6 +251,7 @@ impl Loopback {
         ];
         Ok(Loopback {
             bedrock,
+            bedrock_client: client,
             master,
             gateway,
             master_state,
@@ -242,6 +309,33 @@ mod tests {
             config.endpoints.streaming.as_deref(),
             Some("http://gateway.test/")
         );
+    }
+
+    /// The Master and the gateway on loopback, mock Bedrock in process: a stream
+    /// through the gateway's port reaches the in-process journal.
+    #[tokio::test]
+    async fn loopback_with_bedrock_in_process_streams_an_answer() {
+        let w = Loopback::start_with_bedrock_in_process(Scenario::default_scenario())
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/?tenant_hash=fo85e6a06dcdf4&user_input=Hello&session_id=s&message_id=m",
+            w.gateway
+        );
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        assert!(text.contains(r#"{"type": "end"}"#), "{text}");
+        assert_eq!(w.bedrock.journal().len(), 1);
+        w.stop().await;
+    }
+
+    /// A listener takes the backlog asked for, on the address asked for.
+    #[tokio::test]
+    async fn listen_binds_the_address() {
+        let listener = listen(any_loopback_port()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.ip().is_loopback());
+        assert_ne!(addr.port(), 0);
+        assert!(listen(addr).is_err(), "the port is taken");
     }
 
     /// On loopback: the three servers answer on their ports and stop cleanly.

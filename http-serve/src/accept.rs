@@ -1,0 +1,235 @@
+//! The accept loop all three servers run: HTTP/1.1 and h2c (prior knowledge) on one
+//! port, each connection behind [`CloseConnectionLayer`] and, where the server's
+//! contract wants it, [`ParseErrorBodies`]; graceful shutdown within a grace period,
+//! then every connection still open is cut.
+//!
+//! hyper-util's `auto` builder drives the connections (not `axum::serve`): it detects
+//! the protocol per connection (the JS SDK speaks h2c with prior knowledge to Bedrock),
+//! keeps writing an in-flight stream after the client's GOAWAY (bedrock-wire.md §1), and
+//! lets a failing service close a connection unanswered, which `axum::serve` cannot.
+
+use crate::close::CloseConnectionLayer;
+use crate::parse_errors::ParseErrorBodies;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+/// How long shutdown waits for open connections before cutting them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What differs between the servers at the socket: the code of the JSON body hyper's
+/// own refusals get, and how long shutdown lets connections finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    parse_error_code: Option<&'static str>,
+    grace: Duration,
+}
+
+impl Edge {
+    /// hyper's bodiless `400`/`414` get `{"code": code, "message"}` (the gateway's and
+    /// the Master's contracts); shutdown grace [`SHUTDOWN_GRACE`].
+    pub fn json_errors(code: &'static str) -> Edge {
+        Edge {
+            parse_error_code: Some(code),
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+
+    /// hyper's own answers pass as hyper writes them (mock Bedrock: Bedrock's error
+    /// shape is not `{"code", "message"}`); shutdown grace [`SHUTDOWN_GRACE`].
+    pub fn plain() -> Edge {
+        Edge {
+            parse_error_code: None,
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+
+    /// The same edge with another shutdown grace (`Duration::ZERO`: a test's server
+    /// that cuts its streams as soon as it is dropped).
+    pub fn grace(self, grace: Duration) -> Edge {
+        Edge { grace, ..self }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets
+/// open connections finish for the edge's grace period, and cuts the rest (a stalled
+/// stream would otherwise hold its task for good).
+///
+/// # Errors
+///
+/// None today: a failed accept (e.g. out of file descriptors) is logged and retried
+/// after a pause; the `Result` leaves room for listener errors that should end the
+/// server.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    edge: Edge,
+) -> io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let hard_stop = CancellationToken::new();
+    let service = TowerToHyperService::new(CloseConnectionLayer.layer(router));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Frames are small and paced: send each as soon as it is written.
+        let _ = stream.set_nodelay(true);
+        let socket = TokioIo::new(ParseErrorBodies::new(stream, edge.parse_error_code));
+        let connection = graceful.watch(
+            builder
+                .serve_connection(socket, service.clone())
+                .into_owned(),
+        );
+        let stop = hard_stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(edge.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("connections still open after the grace period: cut");
+    }
+    hard_stop.cancel();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::closed_connection;
+    use axum::routing::get;
+    use http::StatusCode;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("gone")]
+    struct Gone;
+
+    type JoinHandle = tokio::task::JoinHandle<io::Result<()>>;
+
+    fn router() -> Router {
+        Router::new()
+            .route("/ok", get(|| async { "fine" }))
+            .route(
+                "/close",
+                get(|| async { closed_connection(StatusCode::BAD_GATEWAY, Gone) }),
+            )
+            .route("/never", get(std::future::pending::<()>))
+    }
+
+    /// Serves `router()` with `edge` on a loopback port; the sender stops it.
+    async fn start(edge: Edge) -> (SocketAddr, oneshot::Sender<()>, JoinHandle) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve(listener, router(), shutdown, edge));
+        (addr, stop, task)
+    }
+
+    /// Sends `request` as raw bytes and reads until the server closes the connection.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        // A bound for a failing test only: a passing one ends when the server closes.
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer));
+        let _ = read.await.expect("the server closes the connection");
+        answer
+    }
+
+    const NOT_UTF8: &[u8] = b"GET /ok?q=\xff HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
+
+    /// On a socket: a marked answer closes the connection before any byte, others pass;
+    /// hyper's own `400` gets the edge's JSON body, or stays bare on a plain edge.
+    #[tokio::test]
+    async fn closes_marked_answers_and_gives_hypers_refusals_a_body() {
+        let (addr, stop, task) = start(Edge::json_errors("TEST_CODE")).await;
+        let ok = exchange(
+            addr,
+            b"GET /ok HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ok.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(ok.ends_with(b"fine"));
+        let closed = exchange(addr, b"GET /close HTTP/1.1\r\nhost: t\r\n\r\n").await;
+        assert!(closed.is_empty(), "{}", String::from_utf8_lossy(&closed));
+        let refused = String::from_utf8(exchange(addr, NOT_UTF8).await).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+        assert!(refused.contains(r#""code":"TEST_CODE""#), "{refused}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+
+        let (addr, stop, task) = start(Edge::plain()).await;
+        let refused = String::from_utf8(exchange(addr, NOT_UTF8).await).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+        assert!(refused.ends_with("\r\n\r\n"), "no body: {refused}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+
+    /// Shutdown stops accepting and, after the grace period, cuts a connection whose
+    /// answer never comes: the serve future ends and the client sees the close.
+    #[tokio::test]
+    async fn shutdown_cuts_what_is_still_open_after_the_grace() {
+        let (addr, stop, task) = start(Edge::plain().grace(Duration::ZERO)).await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /never HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        // The request is in once a second connection's answer came back.
+        let ok = exchange(
+            addr,
+            b"GET /ok HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ok.ends_with(b"fine"));
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer));
+        let _ = read.await.expect("the connection is cut");
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer accepting"
+        );
+    }
+}
