@@ -13,6 +13,9 @@
 //! and [`in_process`], which hands each request to a router without a socket.
 
 pub mod in_process;
+mod transport;
+
+pub use transport::{SdkTransport, StreamTransport, Streams, Tokens};
 
 use aws_credential_types::Credentials;
 use aws_sdk_bedrockruntime::Client;

@@ -3,10 +3,11 @@
 //! second, for the Rust policies and the JavaScript widgets side by side; then the
 //! JavaScript host's start-up cost per session (a fresh QuickJS realm, the globals, the
 //! widget's modules, `createWidget`).
-//! `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS]`.
+//! `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS [POLICY] [direct]]`
+//! (`direct`: the campaign transport instead of the SDK).
 
 use picasso_browser::{Page, PageOptions, WidgetSource};
-use picasso_simulator::{Policy, RunOptions, run_with};
+use picasso_simulator::{Policy, RunOptions, Transport, run_with};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -50,21 +51,40 @@ fn main() {
     let messages = args.get(1).copied().unwrap_or(5);
     let tokens = args.get(2).copied().unwrap_or(20);
     // An optional word after the numbers keeps only the policies whose name contains it.
-    let only: Option<String> = std::env::args()
-        .skip(1)
-        .find(|a| a.parse::<usize>().is_err() && !a.starts_with('-'));
+    let only: Option<String> = std::env::args().skip(1).find(|a| {
+        a.parse::<usize>().is_err() && !a.starts_with('-') && a != "direct" && a != "sdk"
+    });
     let scenario = picasso_simulator::bench::population(sessions, messages, tokens);
+    // `direct` among the words: the campaign transport instead of the SDK.
+    let transport = if std::env::args().skip(1).any(|a| a == "direct") {
+        Transport::Direct
+    } else {
+        Transport::Sdk
+    };
     let options = RunOptions {
         transcript: false,
         check: false,
+        transport,
     };
-    for policy in [
+    let policies = [
         Policy::Corrected,
         widget("widgets/corrected"),
         Policy::AsWritten,
         widget("widgets/as-written"),
-    ] {
-        if only.as_deref().is_some_and(|o| !policy.name().contains(o)) {
+    ];
+    // A word that is exactly a policy's name keeps that policy alone (`corrected` is
+    // also part of `js-corrected`); any other word keeps the names containing it.
+    let exact = only
+        .as_deref()
+        .is_some_and(|o| policies.iter().any(|p| p.name() == o));
+    for policy in policies {
+        if only.as_deref().is_some_and(|o| {
+            if exact {
+                policy.name() != o
+            } else {
+                !policy.name().contains(o)
+            }
+        }) {
             continue;
         }
         let t0 = Instant::now();
@@ -79,8 +99,9 @@ fn main() {
         let n = sessions * messages;
         let sim_s = outcome.end_ms as f64 / 1000.0;
         println!(
-            "{:<14} {n} messages ({tokens} tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
+            "{:<14} {:<6} {n} messages ({tokens} tokens each) in {wall:.3} s wall: {:.0} msgs/s, {sim_s:.0} simulated s, {:.0} sim-s per wall s, {} Bedrock calls",
             policy.name(),
+            transport.name(),
             n as f64 / wall,
             sim_s / wall,
             outcome.bedrock.len()

@@ -79,29 +79,39 @@ fn print_lines(value: &serde_json::Value) {
     }
 }
 
-/// The simulator's rate on this thread, with the corrected policy.
+/// The simulator's rate on this thread, with the corrected policy, under each
+/// transport: the SDK (the default) and the direct campaign transport.
 fn sim(args: &BenchArgs) -> Result<serde_json::Value, String> {
     let scenario = picasso_simulator::bench::population(args.streams, args.messages, args.tokens);
-    let options = picasso_simulator::RunOptions {
-        transcript: false,
-        check: false,
-    };
-    let t0 = Instant::now();
-    let outcome =
-        picasso_simulator::run_with(&scenario, picasso_simulator::Policy::Corrected, options)
-            .map_err(|e| e.to_string())?;
-    let wall = t0.elapsed().as_secs_f64();
     let messages = args.streams * args.messages;
-    Ok(json!({
+    let mut value = json!({
         "target": "sim",
         "policy": "corrected",
         "messages": messages,
         "tokens_per_message": args.tokens,
-        "wall_s": round(wall, 3),
-        "msgs_per_s": round(messages as f64 / wall, 0),
-        "simulated_s_per_wall_s": round(outcome.end_ms as f64 / 1000.0 / wall, 1),
-        "bedrock_calls": outcome.bedrock.len(),
-    }))
+    });
+    for transport in [
+        picasso_simulator::Transport::Sdk,
+        picasso_simulator::Transport::Direct,
+    ] {
+        let options = picasso_simulator::RunOptions {
+            transcript: false,
+            check: false,
+            transport,
+        };
+        let t0 = Instant::now();
+        let outcome =
+            picasso_simulator::run_with(&scenario, picasso_simulator::Policy::Corrected, options)
+                .map_err(|e| e.to_string())?;
+        let wall = t0.elapsed().as_secs_f64();
+        let name = transport.name();
+        value[format!("{name}_wall_s")] = json!(round(wall, 3));
+        value[format!("{name}_msgs_per_s")] = json!(round(messages as f64 / wall, 0));
+        value[format!("{name}_simulated_s_per_wall_s")] =
+            json!(round(outcome.end_ms as f64 / 1000.0 / wall, 1));
+        value[format!("{name}_bedrock_calls")] = json!(outcome.bedrock.len());
+    }
+    Ok(value)
 }
 
 fn round(v: f64, digits: i32) -> f64 {

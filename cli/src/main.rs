@@ -80,6 +80,10 @@ enum Command {
         /// overrides every scenario's `servers`.
         #[arg(long, value_name = "as-written|hardened")]
         servers: Option<Servers>,
+        /// How the gateway gets Bedrock's streams: the official SDK (full fidelity), or
+        /// `direct`, mock Bedrock's state asked in process (same transcripts, faster).
+        #[arg(long, value_enum, default_value_t = TransportArg::Sdk)]
+        transport: TransportArg,
     },
     /// Fault-injection demos, the three widget policies side by side; with no name, the list.
     Demo {
@@ -116,6 +120,10 @@ enum Command {
         /// Where to write the shrunk scenario (default target/swarm/<name>.toml).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// How the gateway gets Bedrock's streams: the official SDK, or `direct` (same
+        /// transcripts, several times more cases per second).
+        #[arg(long, value_enum, default_value_t = TransportArg::Sdk)]
+        transport: TransportArg,
     },
     /// Measure: mock Bedrock or the whole world (served in a child process, this process
     /// the clients) or the simulator; --json for CI.
@@ -156,6 +164,24 @@ enum PolicyArg {
     Corrected,
     /// All three.
     All,
+}
+
+/// `--transport` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportArg {
+    /// The official AWS SDK over mock Bedrock's router.
+    Sdk,
+    /// Mock Bedrock's state asked directly (the campaign transport).
+    Direct,
+}
+
+impl From<TransportArg> for picasso_simulator::Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Sdk => picasso_simulator::Transport::Sdk,
+            TransportArg::Direct => picasso_simulator::Transport::Direct,
+        }
+    }
 }
 
 impl PolicyArg {
@@ -219,6 +245,7 @@ fn main() -> ExitCode {
             snapshots,
             update_snapshots,
             servers,
+            transport,
         } => {
             let policies = if widget.is_empty() {
                 policy.policies()
@@ -243,6 +270,7 @@ fn main() -> ExitCode {
                     update: update_snapshots,
                 }),
                 servers,
+                transport: transport.into(),
             })
         }
         Command::Demo {
@@ -267,6 +295,7 @@ fn main() -> ExitCode {
             policy,
             jobs,
             out,
+            transport,
         } => match swarm::policy(policy) {
             Ok(policy) => swarm::run(
                 picasso_simulator::swarm::SwarmConfig {
@@ -277,6 +306,7 @@ fn main() -> ExitCode {
                     jobs: jobs.unwrap_or_else(|| {
                         std::thread::available_parallelism().map_or(1, |n| n.get())
                     }),
+                    transport: transport.into(),
                 },
                 out,
             ),

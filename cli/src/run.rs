@@ -41,6 +41,8 @@ pub(crate) struct RunConfig {
     pub snapshots: Option<GoldenDir>,
     /// Replaces every scenario's `servers`.
     pub servers: Option<picasso_core::scenario::Servers>,
+    /// How the gateway gets Bedrock's streams.
+    pub transport: picasso_simulator::Transport,
 }
 
 /// A progress bar on a terminal; `None` (plain lines in job order) otherwise, e.g. in
@@ -109,6 +111,13 @@ pub(crate) fn run(config: RunConfig) -> Status {
             default.name, default.description
         );
     }
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .map(|job| Job {
+            transport: config.transport,
+            ..job
+        })
+        .collect();
     let total = jobs.len();
     let jobs: Vec<Job> = shard(jobs, config.shard);
     if let Some((k, n)) = config.shard {

@@ -23,8 +23,7 @@
 
 use crate::metrics::Metrics;
 use crate::sse;
-use aws_sdk_bedrockruntime::Client;
-use bedrock_client::{BedrockError, Call};
+use bedrock_client::{BedrockError, Call, Streams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -267,8 +266,8 @@ impl Generations {
 /// What a generation asks Bedrock, and the limits it runs under.
 #[derive(Debug)]
 pub struct Job {
-    /// The SDK client.
-    pub client: Client,
+    /// How the answer is opened (the SDK by default).
+    pub bedrock: Streams,
     /// The tenant's model.
     pub model: String,
     /// The user's text.
@@ -332,7 +331,7 @@ async fn pump(generation: &Generation, job: &Job, started: Instant) -> Result<()
         message: &job.message,
         caller: Caller::Gateway,
     };
-    let mut tokens = bedrock_client::stream(&job.client, call).await?;
+    let mut tokens = job.bedrock.open(call).await?;
     let mut first = true;
     while let Some(token) = tokens.next().await {
         let text = token?;

@@ -7,7 +7,7 @@ use crate::generation::{self, Generation, Generations, Job};
 use crate::metrics::Metrics;
 use crate::rate_limit::{Admission, RateLimiter};
 use crate::tenants::{ConfigSource, TenantCache};
-use aws_sdk_bedrockruntime::Client;
+use bedrock_client::Streams;
 use picasso_core::Scenario;
 use picasso_core::fault::RequestFacts;
 use picasso_core::live::LiveScenario;
@@ -23,8 +23,9 @@ pub struct GatewayOptions {
     /// Where tenant configs come from: [`crate::HttpConfigSource`] for `serve`, an
     /// in-process source in the simulator.
     pub config: Arc<dyn ConfigSource>,
-    /// The Bedrock client (see `bedrock_client::build_client`).
-    pub bedrock: Client,
+    /// How streamed answers are opened: the SDK client (`client.into()`, see
+    /// `bedrock_client::build_client`), or another transport (`bedrock_client::Streams`).
+    pub bedrock: Streams,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -45,7 +46,7 @@ struct Inner {
     tenants: TenantCache,
     rate: Mutex<RateLimiter>,
     generations: Generations,
-    bedrock: Client,
+    bedrock: Streams,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -167,7 +168,7 @@ impl GatewayState {
         limits: &Limits,
     ) {
         let job = Job {
-            client: self.inner.bedrock.clone(),
+            bedrock: self.inner.bedrock.clone(),
             model: model.to_owned(),
             prompt: params.user_input.clone(),
             tenant: params.tenant_hash.clone(),

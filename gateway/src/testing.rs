@@ -47,7 +47,7 @@ pub fn world(scenario: Scenario) -> World {
         scenario.clone(),
         GatewayOptions {
             config: std::sync::Arc::new(FromScenario(scenario)),
-            bedrock: client,
+            bedrock: client.into(),
         },
     );
     World {

@@ -102,7 +102,7 @@ fn world() -> Router {
         scenario(),
         GatewayOptions {
             config: Arc::new(FromScenario(scenario())),
-            bedrock: client,
+            bedrock: client.into(),
         },
     );
     gateway::app(state)

@@ -16,6 +16,8 @@
 //! - [`answers`]: a scripted answer as each operation's bodies and events;
 //! - [`faults`]: armed one-off faults, and what a struck fault does;
 //! - `stream`: the paced event-stream body;
+//! - `direct`: the same paced answer as text deltas, without HTTP (the campaign
+//!   transport: [`MockState::converse_stream_direct`]);
 //! - [`record`]: a proxy recording an upstream's answers as a scenario to replay;
 //! - [`whole`]: the same response computed at once, and (feature `wiremock`)
 //!   `BedrockResponder`, an `impl wiremock::Respond` giving it on a `wiremock::MockServer`;
@@ -43,6 +45,7 @@
 
 mod admin;
 pub mod answers;
+mod direct;
 pub mod error;
 pub mod eventstream;
 pub mod faults;
@@ -61,6 +64,7 @@ mod state;
 mod stream;
 pub mod whole;
 
+pub use direct::{DirectCall, DirectItem, DirectStream, LONGEST_SILENCE_MS};
 pub use error::ApiError;
 pub use faults::ArmError;
 pub use journal::{JournalEntry, Outcome};

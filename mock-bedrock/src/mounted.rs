@@ -86,6 +86,11 @@ impl Mocks {
         })
     }
 
+    /// Whether no mock is mounted.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.mounted.is_empty()
+    }
+
     /// Counts request `seq` as a hit of mock `id`.
     pub(crate) fn hit(&mut self, id: u64, seq: u64) {
         if let Some(m) = self.mounted.iter_mut().find(|m| m.id == id) {

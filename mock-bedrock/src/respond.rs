@@ -112,7 +112,7 @@ pub(crate) async fn answer(
     }
 }
 
-fn pick(answers: &AnswerBook, model: &str, prompt: &str) -> Answer {
+pub(crate) fn pick(answers: &AnswerBook, model: &str, prompt: &str) -> Answer {
     answers
         .answer_for(model, prompt)
         .cloned()

@@ -174,6 +174,42 @@ impl MockState {
         }
     }
 
+    /// Admits a request as [`Self::admit`] does, but only if `accept` takes it: the
+    /// fault that would strike and the answer book in force are shown to `accept`
+    /// first, on a copy of the fault book, and nothing is counted, struck or
+    /// journaled when it declines. With mocks mounted it always declines (a mock's
+    /// own fault book would have to be tried on a copy as well): the caller then takes
+    /// the HTTP path, which admits the request itself.
+    pub(crate) fn admit_if<T>(
+        &self,
+        facts: &RequestFacts<'_>,
+        make_entry: impl FnOnce(u64, &Scenario) -> JournalEntry,
+        accept: impl FnOnce(Option<&Fault>, &AnswerBook, &Scenario) -> Option<T>,
+    ) -> Option<(Admission, T)> {
+        let mut world = self.world();
+        if !world.mocks.is_empty() {
+            return None;
+        }
+        let mut faults = world.faults.clone();
+        let fault = faults.strike(facts);
+        let accepted = accept(fault.as_ref(), &world.answers, &world.scenario)?;
+        world.faults = faults;
+        let scenario = Arc::clone(&world.scenario);
+        let answers = Arc::clone(&world.answers);
+        let entry = self.shared.journal.record(|seq| make_entry(seq, &scenario));
+        drop(world);
+        if let Some(fault) = &fault {
+            entry.fault(fault.label());
+        }
+        let admission = Admission {
+            answers,
+            mock_answer: None,
+            fault,
+            entry,
+        };
+        Some((admission, accepted))
+    }
+
     /// Mounts `mock` after the mocks already mounted; returns its id.
     ///
     /// # Errors

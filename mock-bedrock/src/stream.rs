@@ -230,7 +230,7 @@ const BEHIND_TOLERANCE: Duration = Duration::from_millis(1);
 /// scripted gaps and arrive late but evenly rather than bunched. A deadline past what
 /// the clock can represent (a scenario built in code, skipping validation) never
 /// comes, rather than panicking on `Instant + Duration`.
-async fn advance(deadline: &mut Instant, ms: u64) {
+pub(crate) async fn advance(deadline: &mut Instant, ms: u64) {
     let now = Instant::now();
     let base = if now.saturating_duration_since(*deadline) > BEHIND_TOLERANCE {
         now

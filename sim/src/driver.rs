@@ -49,7 +49,7 @@ pub(crate) type World = picasso_world::InProcess;
 
 /// Builds a fresh world. Call inside the (paused) runtime: the SDK's clock starts
 /// now, and its sleep is tokio's (virtual).
-pub(crate) fn build_world(scenario: &Scenario) -> World {
+pub(crate) fn build_world(scenario: &Scenario, transport: picasso_world::Transport) -> World {
     let mut config = BedrockConfig::mock(BEDROCK_URL);
     config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
     picasso_world::in_process(
@@ -69,6 +69,7 @@ pub(crate) fn build_world(scenario: &Scenario) -> World {
             )),
             no_upload_stall_check: true,
         },
+        transport,
     )
 }
 

@@ -34,5 +34,8 @@ pub mod swarm;
 pub mod widget;
 
 pub use invariants::{Property, Violation};
-pub use simulator::{Outcome, RunOptions, SimError, check_determinism, run_scenario, run_with};
+pub use picasso_world::Transport;
+pub use simulator::{
+    Outcome, RunOptions, SimError, check_determinism, check_determinism_via, run_scenario, run_with,
+};
 pub use widget::Policy;

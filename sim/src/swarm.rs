@@ -15,7 +15,7 @@
 //! the number of workers (unless the time runs out first).
 
 use crate::invariants::Property;
-use crate::{Policy, RunOptions, Violation, run_with};
+use crate::{Policy, RunOptions, Transport, Violation, run_with};
 use fake::Fake;
 use fake::faker::lorem::en::Words;
 use picasso_core::rng;
@@ -205,6 +205,9 @@ pub struct SwarmConfig {
     pub max_cases: Option<u64>,
     /// Worker threads.
     pub jobs: usize,
+    /// How the gateway gets Bedrock's streams: the SDK by default; `direct` (same
+    /// transcripts, several times faster) for long campaigns.
+    pub transport: Transport,
 }
 
 /// A scenario that breaks an invariant: as generated, and shrunk.
@@ -248,10 +251,11 @@ pub struct Progress {
 
 /// The violations of one case (`None`: the simulator itself failed, which counts as a
 /// break too, reported by the caller from the error).
-fn violations(scenario: &Scenario, policy: Policy) -> (Vec<Violation>, u64) {
+fn violations(scenario: &Scenario, policy: Policy, transport: Transport) -> (Vec<Violation>, u64) {
     let options = RunOptions {
         transcript: false,
         check: true,
+        transport,
     };
     let messages = scenario
         .sessions
@@ -290,7 +294,7 @@ pub fn swarm(config: &SwarmConfig, mut progress: impl FnMut(Progress)) -> SwarmR
                     && config.max_cases.is_none_or(|m| case < m)
                 {
                     let scenario = generate(config.seed, case);
-                    let (v, n) = violations(&scenario, config.policy);
+                    let (v, n) = violations(&scenario, config.policy, config.transport);
                     cases.fetch_add(1, Ordering::Relaxed);
                     messages.fetch_add(n, Ordering::Relaxed);
                     if let Some(first) = v.first() {
@@ -329,8 +333,8 @@ pub fn swarm(config: &SwarmConfig, mut progress: impl FnMut(Progress)) -> SwarmR
         best.into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .map(|(case, original, property)| {
-                let shrunk = shrink(&original, config.policy, property);
-                let (violations, _) = violations(&shrunk, config.policy);
+                let shrunk = shrink(&original, config.policy, config.transport, property);
+                let (violations, _) = violations(&shrunk, config.policy, config.transport);
                 Found {
                     case,
                     original,
@@ -350,10 +354,15 @@ pub fn swarm(config: &SwarmConfig, mut progress: impl FnMut(Progress)) -> SwarmR
 /// The smallest scenario, by greedy removal, that still breaks `property` under
 /// `policy`: config changes, faults, sessions and messages removed one at a time, and
 /// fault knobs simplified, until no single removal keeps the break. Deterministic.
-pub fn shrink(scenario: &Scenario, policy: Policy, property: Property) -> Scenario {
+pub fn shrink(
+    scenario: &Scenario,
+    policy: Policy,
+    transport: Transport,
+    property: Property,
+) -> Scenario {
     let breaks = |s: &Scenario| {
         picasso_core::load::validate(s).is_empty()
-            && violations(s, policy)
+            && violations(s, policy, transport)
                 .0
                 .iter()
                 .any(|v| v.property == property)
@@ -457,6 +466,7 @@ mod tests {
             time: Duration::from_secs(600),
             max_cases: Some(200),
             jobs: 1,
+            transport: Transport::Sdk,
         };
         let report = swarm(&config, |_| {});
         let found = report.found.expect("naive-fix breaks an invariant");
@@ -470,11 +480,17 @@ mod tests {
             s.faults.len() + s.sessions.iter().map(|x| x.messages.len()).sum::<usize>()
         };
         assert!(size(&found.shrunk) <= size(&found.original));
-        // The same seed finds the same case, with any number of workers.
-        for jobs in [1, 3] {
+        // The same seed finds the same case, with any number of workers, and with the
+        // direct transport.
+        for (jobs, transport) in [
+            (1, Transport::Sdk),
+            (3, Transport::Sdk),
+            (1, Transport::Direct),
+        ] {
             let again = swarm(
                 &SwarmConfig {
                     jobs,
+                    transport,
                     ..config.clone()
                 },
                 |_| {},

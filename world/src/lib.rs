@@ -16,6 +16,10 @@
 //! `gateway::HttpConfigSource`. What differs between callers (the SDK's clock and sleep
 //! under virtual time, the URLs a widget is given) is passed in, never rewired.
 
+mod direct;
+
+pub use direct::{DirectTransport, Transport};
+
 use axum::Router;
 use bedrock_client::{BedrockConfig, Runtime, build_client};
 use gateway::{GatewayOptions, GatewayState, HttpConfigSource, RouterConfigSource};
@@ -62,12 +66,15 @@ impl std::fmt::Debug for InProcess {
 
 /// The world for `scenario`, wired in process. `runtime` gives each SDK client its
 /// sleep and clock (tokio's and the system's when `Runtime::default()`); its HTTP client
-/// is always the in-process one. Call inside the tokio runtime the world will run on.
+/// is always the in-process one. `transport` is how the gateway opens its streams
+/// ([`Transport::Sdk`] unless a campaign asks for speed); the Master always calls
+/// through the SDK. Call inside the tokio runtime the world will run on.
 pub fn in_process(
     scenario: &Scenario,
     endpoints: &Endpoints,
     bedrock: &BedrockConfig,
     runtime: impl Fn() -> Runtime,
+    transport: Transport,
 ) -> InProcess {
     let bedrock_state = MockState::new(scenario.clone());
     let bedrock_router = mock_bedrock::app(bedrock_state.clone());
@@ -95,7 +102,13 @@ pub fn in_process(
         scenario.clone(),
         GatewayOptions {
             config: Arc::new(RouterConfigSource::new(master_router.clone())),
-            bedrock: client(),
+            bedrock: match transport {
+                Transport::Sdk => client().into(),
+                Transport::Direct => bedrock_client::Streams::new(DirectTransport::new(
+                    bedrock_state.clone(),
+                    client(),
+                )),
+            },
         },
     );
     let gateway_router = gateway::app(gateway.clone());
@@ -132,7 +145,7 @@ pub fn over_http(
         scenario.clone(),
         GatewayOptions {
             config: Arc::new(HttpConfigSource::new(master_url)),
-            bedrock,
+            bedrock: bedrock.into(),
         },
     );
     (master, gateway)
@@ -292,6 +305,7 @@ mod tests {
             &endpoints,
             &BedrockConfig::mock("http://bedrock.test"),
             Runtime::default,
+            Transport::Sdk,
         );
         let request = http::Request::get(
             "/?tenant_hash=fo85e6a06dcdf4&user_input=Hello&session_id=s&message_id=m",

@@ -258,6 +258,7 @@ fn run_step(
         crate::RunOptions {
             transcript: false,
             check: false,
+            transport: crate::Transport::Sdk,
         },
     )
     .map_err(|e| format!("step {}: {e}", step.label))?;

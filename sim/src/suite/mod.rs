@@ -24,6 +24,8 @@ pub struct Job {
     pub scenario: Arc<Scenario>,
     /// The widget policy.
     pub policy: Policy,
+    /// How the gateway gets Bedrock's streams (`run --transport`; the SDK by default).
+    pub transport: crate::Transport,
 }
 
 /// Counts for the summary table.
@@ -122,6 +124,7 @@ pub fn load_jobs(
                 source: source.clone(),
                 scenario: scenario.clone(),
                 policy: *policy,
+                transport: crate::Transport::Sdk,
             });
         }
     }
@@ -196,7 +199,11 @@ pub fn simulate(job: &Job, check_determinism: bool) -> JobResult {
         snapshot: None,
         wall: Duration::ZERO,
     };
-    match crate::run_scenario(&job.scenario, job.policy) {
+    let options = crate::RunOptions {
+        transport: job.transport,
+        ..crate::RunOptions::default()
+    };
+    match crate::run_with(&job.scenario, job.policy, options) {
         Ok(outcome) => {
             result.violations = outcome.violations.iter().map(ToString::to_string).collect();
             result.summary = summarize(&outcome);
@@ -205,7 +212,7 @@ pub fn simulate(job: &Job, check_determinism: bool) -> JobResult {
                 .map(|(session, m)| seen(session, m))
                 .collect();
             if check_determinism {
-                match crate::run_scenario(&job.scenario, job.policy) {
+                match crate::run_with(&job.scenario, job.policy, options) {
                     Ok(again) if again.transcript == outcome.transcript => {}
                     Ok(_) => {
                         result.error =

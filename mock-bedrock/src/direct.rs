@@ -1,0 +1,243 @@
+//! `ConverseStream` without HTTP: the same admission (faults, journal), the same
+//! answer and the same virtual-time pacing as [`crate::app`] gives an SDK, handed over
+//! as text deltas instead of event-stream bytes.
+//!
+//! This is the campaign transport's half inside mock Bedrock (the other half, which
+//! turns these items into what the SDK would have reported, lives in
+//! `picasso_world`). It only takes the calls whose every outcome it reproduces
+//! exactly as the SDK would see it: a clean answer, a slow first token, a finite
+//! stall, an exception frame. It declines (returns `None`, having counted and
+//! journaled nothing) the rest, which the caller sends through the SDK instead:
+//! a model the HTTP path would refuse, a refusal before the stream (the SDK
+//! retries those, with its backoff and retry quota), a dropped connection or a
+//! corrupt frame (whose errors are the SDK's own wording), a stall with no end,
+//! any silence long enough for the SDK's stalled-stream protection to act on
+//! ([`LONGEST_SILENCE_MS`]), and any request while wiremock-style mocks are mounted.
+
+use crate::faults::{Effect, exception_payload};
+use crate::journal::{EntryGuard, JournalEntry, Outcome};
+use crate::operations::Operation;
+use crate::request::{self, ParsedRequest};
+use crate::respond::{pick, request_id};
+use crate::state::MockState;
+use crate::stream::advance;
+use picasso_core::bounds::add_ms;
+use picasso_core::scenario::{Caller, Token};
+use std::collections::BTreeMap;
+use tokio::time::Instant;
+
+/// The longest silence (ms) the direct path takes on: the SDK's stalled-stream
+/// protection (on for downloads; 1 B/s over a 1 s window, then a 20 s grace period)
+/// fails a stream that is silent for over 20 s, so a call that may be silent that
+/// long goes through the SDK, which reports it in its own words.
+pub const LONGEST_SILENCE_MS: u64 = 15_000;
+
+/// One `ConverseStream` call, as the gateway makes it (`requestMetadata` included).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectCall<'a> {
+    /// The model id.
+    pub model: &'a str,
+    /// The user's text.
+    pub prompt: &'a str,
+    /// `requestMetadata.tenant_hash`.
+    pub tenant: &'a str,
+    /// `requestMetadata.session_id`.
+    pub session: &'a str,
+    /// `requestMetadata.message_id`.
+    pub message: &'a str,
+    /// `requestMetadata.caller`.
+    pub caller: Caller,
+}
+
+/// What the stream carries next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectItem {
+    /// A text delta (`contentBlockDelta`).
+    Text(String),
+    /// A modeled exception frame, the stream's last item.
+    Exception {
+        /// The union member as an SDK names its error, e.g. `ThrottlingException`.
+        kind: String,
+        /// The exception's `message`.
+        message: String,
+    },
+}
+
+/// A paced answer, item by item. Dropped before its end, the journal records the
+/// call as cut short (as when an SDK drops the response body).
+#[derive(Debug)]
+pub struct DirectStream {
+    tokens: Vec<Token>,
+    effect: Option<Effect>,
+    next: usize,
+    deadline: Instant,
+    done: bool,
+    entry: EntryGuard,
+}
+
+impl MockState {
+    /// Admits `call` as the HTTP path would and returns its paced answer, or `None`
+    /// (nothing counted, struck or journaled) when the call must take the HTTP path
+    /// for its outcome to be the SDK's (see the module's documentation).
+    pub fn converse_stream_direct(&self, call: DirectCall<'_>) -> Option<DirectStream> {
+        let started = Instant::now();
+        let op = Operation::ConverseStream;
+        let scenario = self.scenario();
+        if request::check_model_id(call.model).is_err() || !scenario.knows_model(call.model) {
+            return None;
+        }
+        let req = ParsedRequest {
+            prompt: call.prompt.to_owned(),
+            metadata: BTreeMap::from([
+                ("caller".to_owned(), call.caller.as_str().to_owned()),
+                ("message_id".to_owned(), call.message.to_owned()),
+                ("session_id".to_owned(), call.session.to_owned()),
+                ("tenant_hash".to_owned(), call.tenant.to_owned()),
+            ]),
+        };
+        // The SDK's first attempt: a retry only follows a refusal, which is declined.
+        let attempt = 1;
+        let facts = req.facts(call.model, attempt);
+        let make_entry = |seq, scenario: &picasso_core::Scenario| JournalEntry {
+            seq,
+            request_id: request_id(scenario.seed, seq),
+            operation: op,
+            model: call.model.to_owned(),
+            prompt: req.prompt.clone(),
+            tenant: Some(call.tenant.to_owned()),
+            session: Some(call.session.to_owned()),
+            message: Some(call.message.to_owned()),
+            caller: Some(call.caller),
+            attempt,
+            answer: None,
+            outcome: Outcome::InProgress,
+            fault: None,
+            tokens_sent: 0,
+        };
+        let (admission, (answer, effect)) =
+            self.admit_if(&facts, make_entry, |fault, answers, _| {
+                let effect = fault
+                    .and_then(Effect::of)
+                    .map(|effect| effect.for_operation(op));
+                let answer = pick(answers, call.model, call.prompt);
+                takes(&answer.resolved_tokens(), effect.as_ref()).then_some((answer, effect))
+            })?;
+        let entry = admission.entry;
+        entry.answer(&answer.id);
+        Some(DirectStream {
+            tokens: answer.resolved_tokens(),
+            effect,
+            next: 0,
+            deadline: started,
+            done: false,
+            entry,
+        })
+    }
+}
+
+/// Whether the direct path reproduces every outcome of this answer and effect.
+fn takes(tokens: &[Token], effect: Option<&Effect>) -> bool {
+    let mut gaps: Vec<u64> = tokens.iter().map(|t| t.delay_ms).collect();
+    match effect {
+        None | Some(Effect::Exception { .. }) => {}
+        Some(Effect::SlowFirstToken { delay_ms }) => {
+            if let Some(first) = gaps.first_mut() {
+                *first = add_ms(*first, *delay_ms);
+            }
+        }
+        // The stall's silence runs into the next token's own delay.
+        Some(Effect::Stall {
+            after_tokens,
+            delay_ms: Some(ms),
+        }) => match gaps.get_mut(*after_tokens as usize) {
+            Some(gap) => *gap = add_ms(*gap, *ms),
+            None => gaps.push(*ms),
+        },
+        Some(
+            Effect::Refuse(_)
+            | Effect::Stall { delay_ms: None, .. }
+            | Effect::Drop { .. }
+            | Effect::CorruptFrame { .. },
+        ) => return false,
+    }
+    gaps.iter().all(|&ms| ms <= LONGEST_SILENCE_MS)
+}
+
+impl DirectStream {
+    /// The next item at its scripted (virtual) time; `None` after the answer's end
+    /// or after an exception.
+    pub async fn next(&mut self) -> Option<DirectItem> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if self.fault_is_due() {
+                match self.effect.take() {
+                    Some(Effect::Stall {
+                        delay_ms: Some(ms), ..
+                    }) => {
+                        advance(&mut self.deadline, ms).await;
+                        continue;
+                    }
+                    Some(Effect::Exception { exception_type, .. }) => {
+                        self.finish();
+                        let payload = exception_payload(&exception_type);
+                        let message = payload
+                            .get("message")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        return Some(DirectItem::Exception {
+                            kind: upper_camel(&exception_type),
+                            message,
+                        });
+                    }
+                    // `takes` admits no other mid-stream effect.
+                    _ => continue,
+                }
+            }
+            let Some(token) = self.tokens.get(self.next) else {
+                self.finish();
+                return None;
+            };
+            let mut delay_ms = token.delay_ms;
+            if self.next == 0
+                && let Some(Effect::SlowFirstToken { delay_ms: extra }) = self.effect
+            {
+                delay_ms = add_ms(delay_ms, extra);
+            }
+            advance(&mut self.deadline, delay_ms).await;
+            let text = token.text.clone();
+            self.next += 1;
+            self.entry.token_sent();
+            return Some(DirectItem::Text(text));
+        }
+    }
+
+    /// As the paced HTTP stream decides it: a mid-stream fault strikes before the
+    /// next token, or before the closing when scripted after more tokens than there are.
+    fn fault_is_due(&self) -> bool {
+        match &self.effect {
+            None | Some(Effect::Refuse(_)) | Some(Effect::SlowFirstToken { .. }) => false,
+            Some(effect) => {
+                let at = (effect.after_tokens() as usize).min(self.tokens.len());
+                at == self.next
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.entry.finish(Outcome::Completed);
+    }
+}
+
+/// `throttlingException` → `ThrottlingException`: the wire's union member as the
+/// SDK's error variant is named.
+fn upper_camel(member: &str) -> String {
+    let mut chars = member.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
