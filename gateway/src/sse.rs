@@ -78,34 +78,49 @@ pub const CAP_MARGIN: Duration = Duration::from_millis(100);
 /// the sequence from `first_seq` by the `id:` frames that went out (no `id:` when
 /// `message_id` is `None`: the as-written Lambda's frames have none).
 pub fn capped(frames: Frames, cap: Duration, message_id: Option<String>, first_seq: u64) -> Frames {
-    let deadline = tokio::time::Instant::now().checked_add(cap);
-    let state = (Some(frames), first_seq, message_id);
-    futures_util::stream::unfold(state, move |(frames, seq, message_id)| async move {
-        let mut frames = frames?;
-        tokio::select! {
-            biased;
-            item = frames.next() => {
-                let item = item?;
-                let seq = seq + u64::from(item.as_ref().is_ok_and(|b| b.starts_with(b"id: ")));
-                Some((item, (Some(frames), seq, message_id)))
+    // One timer for the whole stream, kept between frames, rather than a timer set and
+    // cleared for every frame (the simulator sends millions of frames).
+    let deadline = tokio::time::Instant::now()
+        .checked_add(cap)
+        .map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let state = (Some(frames), first_seq, message_id, deadline);
+    futures_util::stream::unfold(
+        state,
+        move |(frames, seq, message_id, mut deadline)| async move {
+            let mut frames = frames?;
+            tokio::select! {
+                biased;
+                item = frames.next() => {
+                    let item = item?;
+                    let seq = seq + u64::from(item.as_ref().is_ok_and(|b| b.starts_with(b"id: ")));
+                    Some((item, (Some(frames), seq, message_id, deadline)))
+                }
+                _ = until(&mut deadline) => {
+                    let frame = StreamFrame::Error {
+                        code: picasso_core::wire::Code::Stream004.as_str().to_owned(),
+                        message: format!(
+                            "the stream stayed open past its cap of {} ms",
+                            cap.saturating_sub(CAP_MARGIN).as_millis()
+                        ),
+                    };
+                    let bytes = match &message_id {
+                        Some(id) => encode(id, seq, &frame),
+                        None => encode_data_only(&frame),
+                    };
+                    Some((Ok(bytes), (None, seq, message_id, None)))
+                }
             }
-            _ = crate::sleep_until_or_never(deadline) => {
-                let frame = StreamFrame::Error {
-                    code: picasso_core::wire::Code::Stream004.as_str().to_owned(),
-                    message: format!(
-                        "the stream stayed open past its cap of {} ms",
-                        cap.saturating_sub(CAP_MARGIN).as_millis()
-                    ),
-                };
-                let bytes = match &message_id {
-                    Some(id) => encode(id, seq, &frame),
-                    None => encode_data_only(&frame),
-                };
-                Some((Ok(bytes), (None, seq, message_id)))
-            }
-        }
-    })
+        },
+    )
     .boxed()
+}
+
+/// Waits for the cap's timer; forever when the cap is too far to represent.
+async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One frame on the wire: `id:` and `data:` lines and the blank line that dispatches it.

@@ -241,3 +241,152 @@ fn upper_camel(member: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picasso_core::Scenario;
+    use picasso_core::scenario::{Answer, Fault, FaultKind};
+
+    const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+    fn call() -> DirectCall<'static> {
+        DirectCall {
+            model: MODEL,
+            prompt: "Hello",
+            tenant: "t1",
+            session: "s1",
+            message: "m1",
+            caller: Caller::Gateway,
+        }
+    }
+
+    fn state(faults: Vec<Fault>) -> MockState {
+        let mut scenario = Scenario::default_scenario();
+        scenario.answers = vec![Answer::from_text("one two three four").paced(300, 50)];
+        scenario.faults = faults;
+        MockState::new(scenario)
+    }
+
+    /// Each item (text, or `!Kind: message` for an error) with its virtual ms.
+    type Seen = Vec<(u64, String)>;
+
+    async fn direct(state: &MockState) -> Option<Seen> {
+        let start = Instant::now();
+        let mut stream = state.converse_stream_direct(call())?;
+        let mut seen = Vec::new();
+        while let Some(item) = stream.next().await {
+            let ms = start.elapsed().as_millis() as u64;
+            seen.push(match item {
+                DirectItem::Text(t) => (ms, t),
+                DirectItem::Exception { kind, message } => (ms, format!("!{kind}: {message}")),
+            });
+        }
+        Some(seen)
+    }
+
+    /// The same call through the official SDK over this mock's router.
+    async fn sdk(state: &MockState) -> Seen {
+        let client = bedrock_client::in_process::client(crate::app(state.clone()));
+        let start = Instant::now();
+        let c = call();
+        let call = bedrock_client::Call {
+            model: c.model,
+            prompt: c.prompt,
+            tenant: c.tenant,
+            session: c.session,
+            message: c.message,
+            caller: c.caller,
+        };
+        let mut seen = Vec::new();
+        match bedrock_client::stream(&client, call).await {
+            Ok(mut tokens) => {
+                while let Some(item) = tokens.next().await {
+                    let ms = start.elapsed().as_millis() as u64;
+                    seen.push(match item {
+                        Ok(t) => (ms, t),
+                        Err(bedrock_client::BedrockError::StreamException { kind, message }) => {
+                            (ms, format!("!{kind}: {message}"))
+                        }
+                        Err(e) => (ms, format!("!{e}")),
+                    });
+                }
+            }
+            Err(e) => seen.push((start.elapsed().as_millis() as u64, format!("!{e}"))),
+        }
+        seen
+    }
+
+    /// What the direct path takes, it gives as the SDK sees it: the same items at the
+    /// same virtual times, and the same journal entry.
+    #[tokio::test(start_paused = true)]
+    async fn direct_items_and_journal_match_the_sdk() {
+        let faults = [
+            None,
+            Some(Fault::bedrock(FaultKind::SlowFirstToken).delay_ms(2_000)),
+            Some(
+                Fault::bedrock(FaultKind::Stall)
+                    .after_tokens(2)
+                    .delay_ms(5_000),
+            ),
+            Some(Fault::bedrock(FaultKind::Exception).after_tokens(1)),
+            Some(
+                Fault::bedrock(FaultKind::Exception)
+                    .after_tokens(9)
+                    .exception("throttlingException"),
+            ),
+            Some(
+                Fault::bedrock(FaultKind::Exception)
+                    .after_tokens(0)
+                    .exception("modelTimeoutException"),
+            ),
+        ];
+        for fault in faults {
+            let (a, b) = (
+                state(fault.iter().cloned().collect()),
+                state(fault.iter().cloned().collect()),
+            );
+            let seen = direct(&a).await.expect("the direct path takes it");
+            assert_eq!(seen, sdk(&b).await, "{fault:?}");
+            assert_eq!(a.journal(), b.journal(), "{fault:?}");
+        }
+    }
+
+    /// A call the direct path declines leaves no trace: nothing journaled, the fault
+    /// not counted, so the SDK's own request meets it.
+    #[tokio::test(start_paused = true)]
+    async fn declined_calls_leave_nothing_behind() {
+        let once = |kind| {
+            let mut f = Fault::bedrock(kind);
+            f.times = Some(1);
+            f
+        };
+        for fault in [
+            once(FaultKind::Throttling),
+            once(FaultKind::Drop),
+            once(FaultKind::CorruptFrame),
+            once(FaultKind::Stall),
+            Fault::bedrock(FaultKind::SlowFirstToken).delay_ms(LONGEST_SILENCE_MS + 1),
+        ] {
+            let s = state(vec![fault.clone()]);
+            assert!(s.converse_stream_direct(call()).is_none(), "{fault:?}");
+            assert!(s.converse_stream_direct(call()).is_none(), "{fault:?}");
+            assert!(s.journal().is_empty(), "{fault:?}");
+        }
+        let mut unknown = call();
+        unknown.model = "not a model id";
+        assert!(state(Vec::new()).converse_stream_direct(unknown).is_none());
+    }
+
+    /// Dropped before its end, the call is journaled as cut short.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_dropped_early_is_cut_short() {
+        let s = state(Vec::new());
+        let mut stream = s.converse_stream_direct(call()).expect("direct");
+        assert_eq!(stream.next().await, Some(DirectItem::Text("one".into())));
+        drop(stream);
+        let journal = s.journal();
+        assert_eq!(journal[0].outcome, Outcome::CutShort);
+        assert_eq!(journal[0].tokens_sent, 1);
+    }
+}

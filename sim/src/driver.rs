@@ -126,9 +126,16 @@ pub(crate) fn lock(log: &SharedLog) -> MutexGuard<'_, Log> {
 
 /// Appends `[t=000123ms] who  what`.
 pub(crate) fn line(log: &SharedLog, who: &str, what: &str) {
+    line_with(log, who, || what.to_owned());
+}
+
+/// [`line`] for a line written once per frame: `what` is only formatted when the run
+/// keeps a transcript (a benchmark or a swarm case does not).
+pub(crate) fn line_with(log: &SharedLog, who: &str, what: impl FnOnce() -> String) {
     let mut log = lock(log);
     if log.record_lines {
         let t = log.start.elapsed().as_millis();
+        let what = what();
         log.lines.push(format!("[t={t:06}ms] {who:<24} {what}"));
     }
 }
@@ -765,13 +772,14 @@ async fn stream_task(
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    let what = if data.first() == Some(&b':') {
-                        // A comment: the gateway's heartbeat. The page sees no event.
-                        "heartbeat comment".to_owned()
-                    } else {
-                        format!("frame {}", compact_frame(&data))
-                    };
-                    line(&log, &who, &what);
+                    line_with(&log, &who, || {
+                        if data.first() == Some(&b':') {
+                            // A comment: the gateway's heartbeat. The page sees no event.
+                            "heartbeat comment".to_owned()
+                        } else {
+                            format!("frame {}", compact_frame(&data))
+                        }
+                    });
                     let _ = tx.send(Input::StreamBody {
                         conn,
                         bytes: data.to_vec(),

@@ -3,6 +3,7 @@
 //!
 //! - For `corrected`, every §B.7 invariant holds on every generated scenario.
 //! - For `as-written` and `naive-fix`, the same properties find counterexamples.
+//! - Under every Rust policy, the direct campaign transport gives the SDK's transcripts.
 //! - A table names, for each of the design's defects (`widget-and-determinism.md` §B.6),
 //!   the scenario that exposes it and the property that catches it.
 //!
@@ -18,7 +19,7 @@ use picasso_core::scenario::{
     Answer, Caller, Fault, FaultKind, FaultTarget, Limits, Message, Pacing, Session, StopReason,
     Tenant, WidgetSettings,
 };
-use picasso_simulator::{Policy, Property, run_scenario};
+use picasso_simulator::{Policy, Property, RunOptions, Transport, run_scenario, run_with};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
@@ -252,6 +253,54 @@ fn corrected_policy_holds_every_invariant() {
         let (path, toml) = save_failure("corrected", &scenario);
         panic!(
             "an invariant broke for `corrected`:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
+            scenario.seed,
+            path.display()
+        );
+    }
+}
+
+/// The campaign transport (`picasso_world::DirectTransport`) gives the transcript the
+/// official SDK gives, byte for byte, under every Rust policy, on every generated
+/// scenario (faults at every hop, Bedrock's included).
+#[test]
+fn direct_transport_gives_the_sdk_transcripts() {
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 200,
+        ..Config::default()
+    });
+    let result = runner.run(&scenario_strategy(), |scenario| {
+        for policy in Policy::ALL {
+            let run = |transport| {
+                let options = RunOptions {
+                    transport,
+                    ..RunOptions::default()
+                };
+                run_with(&scenario, policy, options)
+                    .map(|o| o.transcript)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))
+            };
+            let (sdk, direct) = (run(Transport::Sdk)?, run(Transport::Direct)?);
+            if sdk != direct {
+                let first = sdk
+                    .lines()
+                    .zip(direct.lines())
+                    .find(|(a, b)| a != b)
+                    .map(|(a, b)| format!("\n  sdk:    {a}\n  direct: {b}"))
+                    .unwrap_or_else(|| " (one transcript is longer)".into());
+                return Err(TestCaseError::fail(format!(
+                    "{} differs{first}",
+                    policy.name()
+                )));
+            }
+        }
+        Ok(())
+    });
+    if let Err(TestError::Fail(reason, scenario)) = result {
+        let (path, toml) = save_failure("transports", &scenario);
+        panic!(
+            "the transports differ:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
             scenario.seed,
             path.display()
         );

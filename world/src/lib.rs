@@ -325,6 +325,37 @@ mod tests {
         );
     }
 
+    /// In process with the direct transport: the same answer, the same journal.
+    #[tokio::test(start_paused = true)]
+    async fn in_process_world_streams_the_same_answer_directly() {
+        let endpoints = Endpoints {
+            chat_url: "http://master.test/Master_Function?action=chat".into(),
+            streaming_url: Some("http://gateway.test/".into()),
+        };
+        let mut bodies = Vec::new();
+        let mut journals = Vec::new();
+        for transport in [Transport::Sdk, Transport::Direct] {
+            let w = in_process(
+                &Scenario::default_scenario(),
+                &endpoints,
+                &BedrockConfig::mock("http://bedrock.test"),
+                Runtime::default,
+                transport,
+            );
+            let request = http::Request::get(
+                "/?tenant_hash=fo85e6a06dcdf4&user_input=Hello&session_id=s&message_id=m",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+            let response = w.gateway_router.clone().oneshot(request).await.unwrap();
+            bodies.push(response.into_body().collect().await.unwrap().to_bytes());
+            journals.push(w.bedrock.journal());
+        }
+        assert_eq!(bodies[0], bodies[1]);
+        assert_eq!(journals[0], journals[1]);
+        assert_eq!(journals[1].len(), 1);
+    }
+
     /// The Master and the gateway on loopback, mock Bedrock in process: a stream
     /// through the gateway's port reaches the in-process journal.
     #[tokio::test]
