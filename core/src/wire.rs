@@ -164,7 +164,9 @@ impl StreamFrame {
     /// The `data:` payload, spelled byte for byte as the design document shows it
     /// (`{"content": "Hello", "type": "text"}`: a space after each `:` and `,`).
     pub fn to_data(&self) -> String {
-        let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+        // A JSON string literal, written straight from the `&str` (the same bytes as
+        // through `serde_json::Value`, without copying the text into one first).
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         match self {
             StreamFrame::Text(content) => {
                 format!(r#"{{"content": {}, "type": "text"}}"#, q(content))

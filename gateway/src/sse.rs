@@ -127,11 +127,14 @@ async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
 ///
 /// `data` never holds a raw newline: [`StreamFrame::to_data`] is JSON, which escapes them.
 pub fn encode(message_id: &str, seq: u64, frame: &StreamFrame) -> Bytes {
-    Bytes::from(format!(
-        "id: {}\ndata: {}\n\n",
-        event_id(message_id, seq),
-        frame.to_data()
-    ))
+    use std::fmt::Write as _;
+    // Written into one buffer sized for the frame: this runs for every token.
+    let data = frame.to_data();
+    let mut out = String::with_capacity(message_id.len() + data.len() + 40);
+    let _ = write!(out, "id: {message_id}:{seq}\ndata: {data}\n\n");
+    // The `id:` is spelled as `event_id` spells it.
+    debug_assert!(out.starts_with(&format!("id: {}\n", event_id(message_id, seq))));
+    Bytes::from(out)
 }
 
 /// One frame as the design document's Lambda writes it: `data:` and the blank line,

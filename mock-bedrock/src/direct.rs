@@ -114,18 +114,19 @@ impl MockState {
             fault: None,
             tokens_sent: 0,
         };
-        let (admission, (answer, effect)) =
+        let (admission, (answer, tokens, effect)) =
             self.admit_if(&facts, make_entry, |fault, answers, _| {
                 let effect = fault
                     .and_then(Effect::of)
                     .map(|effect| effect.for_operation(op));
                 let answer = pick(answers, call.model, call.prompt);
-                takes(&answer.resolved_tokens(), effect.as_ref()).then_some((answer, effect))
+                let tokens = answer.resolved_tokens();
+                takes(&tokens, effect.as_ref()).then_some((answer, tokens, effect))
             })?;
         let entry = admission.entry;
         entry.answer(&answer.id);
         Some(DirectStream {
-            tokens: answer.resolved_tokens(),
+            tokens,
             effect,
             next: 0,
             deadline: started,
