@@ -183,6 +183,10 @@ pub fn run_with(
         (std::mem::take(&mut l.lines), std::mem::take(&mut l.streams))
     };
     let mut metrics = Metrics::default();
+    // Sized once: grown session by session, a large run reallocates it many times.
+    metrics
+        .ttft_ms
+        .reserve(sessions.iter().map(|s| s.metrics.ttft_ms.len()).sum());
     for s in &sessions {
         metrics.streaming_started += s.metrics.streaming_started;
         metrics.streaming_completed += s.metrics.streaming_completed;
