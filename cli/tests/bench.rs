@@ -46,6 +46,13 @@ fn served_targets_measure_every_stream_through_a_child_server() {
 fn sim_reports_its_rate() {
     let v = bench(&["sim", "--streams", "10", "--messages", "2", "--tokens", "5"]);
     assert_eq!(v["messages"], 20);
-    assert_eq!(v["bedrock_calls"], 20);
-    assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    // The SDK transport under the keys the benchmark always had, the direct one beside it.
+    for prefix in ["", "direct_"] {
+        assert_eq!(v[format!("{prefix}bedrock_calls")], 20, "{v}");
+        assert!(
+            v[format!("{prefix}msgs_per_s")].as_f64().unwrap() > 0.0,
+            "{v}"
+        );
+        assert!(v[format!("{prefix}wall_s")].as_f64().unwrap() > 0.0, "{v}");
+    }
 }
