@@ -15,7 +15,7 @@
 pub mod in_process;
 mod transport;
 
-pub use transport::{SdkTransport, StreamTransport, Streams, Tokens};
+pub use transport::{Bedrock, BedrockTransport, SdkTransport, Tokens};
 
 use aws_credential_types::Credentials;
 use aws_sdk_bedrockruntime::Client;

@@ -4,7 +4,8 @@
 //! JavaScript host's start-up cost per session (a fresh QuickJS realm, the globals, the
 //! widget's modules, `createWidget`).
 //! `cargo bench -p picasso-sim --bench throughput [-- SESSIONS MESSAGES TOKENS [POLICY] [direct]]`
-//! (`direct`: the campaign transport instead of the SDK).
+//! (`direct`: the campaign transport instead of the SDK), or `-- swarm [CASES]`: the swarm's
+//! first cases under both transports.
 
 use picasso_browser::{Page, PageOptions, WidgetSource};
 use picasso_simulator::{Policy, RunOptions, Transport, run_with};
@@ -42,7 +43,42 @@ fn startup(runs: usize) -> f64 {
     times[runs / 2]
 }
 
+/// `swarm` among the words: the first `cases` cases of the swarm's seed 1 under the
+/// corrected policy on this thread, with each transport: cases and messages per second
+/// of a campaign (short generated scenarios, many of them faulty).
+fn swarm(cases: u64) {
+    use picasso_simulator::swarm::{SwarmConfig, swarm};
+    for transport in [Transport::Sdk, Transport::Direct] {
+        let config = SwarmConfig {
+            seed: 1,
+            policy: Policy::Corrected,
+            time: std::time::Duration::from_secs(3_600),
+            max_cases: Some(cases),
+            jobs: 1,
+            transport,
+        };
+        let report = swarm(&config, |_| {});
+        let wall = report.elapsed.as_secs_f64();
+        println!(
+            "swarm corrected {:<6} {} cases, {} messages in {wall:.3} s wall: {:.0} cases/s, {:.0} msgs/s",
+            transport.name(),
+            report.cases,
+            report.messages,
+            report.cases as f64 / wall,
+            report.messages as f64 / wall
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "swarm") {
+        let cases = std::env::args()
+            .skip(1)
+            .find_map(|a| a.parse().ok())
+            .unwrap_or(2_000);
+        swarm(cases);
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -23,7 +23,7 @@
 
 use crate::metrics::Metrics;
 use crate::sse;
-use bedrock_client::{BedrockError, Call, Streams};
+use bedrock_client::{Bedrock, BedrockError, Call};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -267,7 +267,7 @@ impl Generations {
 #[derive(Debug)]
 pub struct Job {
     /// How the answer is opened (the SDK by default).
-    pub bedrock: Streams,
+    pub bedrock: Bedrock,
     /// The tenant's model.
     pub model: String,
     /// The user's text.
@@ -331,7 +331,7 @@ async fn pump(generation: &Generation, job: &Job, started: Instant) -> Result<()
         message: &job.message,
         caller: Caller::Gateway,
     };
-    let mut tokens = job.bedrock.open(call).await?;
+    let mut tokens = job.bedrock.converse_stream(call).await?;
     let mut first = true;
     while let Some(token) = tokens.next().await {
         let text = token?;

@@ -7,7 +7,7 @@ use crate::generation::{self, Generation, Generations, Job};
 use crate::metrics::Metrics;
 use crate::rate_limit::{Admission, RateLimiter};
 use crate::tenants::{ConfigSource, TenantCache};
-use bedrock_client::Streams;
+use bedrock_client::Bedrock;
 use picasso_core::Scenario;
 use picasso_core::fault::RequestFacts;
 use picasso_core::live::LiveScenario;
@@ -24,8 +24,8 @@ pub struct GatewayOptions {
     /// in-process source in the simulator.
     pub config: Arc<dyn ConfigSource>,
     /// How streamed answers are opened: the SDK client (`client.into()`, see
-    /// `bedrock_client::build_client`), or another transport (`bedrock_client::Streams`).
-    pub bedrock: Streams,
+    /// `bedrock_client::build_client`), or another transport (`bedrock_client::Bedrock`).
+    pub bedrock: Bedrock,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -46,7 +46,7 @@ struct Inner {
     tenants: TenantCache,
     rate: Mutex<RateLimiter>,
     generations: Generations,
-    bedrock: Streams,
+    bedrock: Bedrock,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: TaskTracker,

@@ -1,6 +1,6 @@
-//! `ConverseStream` without HTTP: the same admission (faults, journal), the same
-//! answer and the same virtual-time pacing as [`crate::app`] gives an SDK, handed over
-//! as text deltas instead of event-stream bytes.
+//! `ConverseStream` and `Converse` without HTTP: the same admission (faults, journal),
+//! the same answer and the same virtual-time pacing as [`crate::app`] gives an SDK,
+//! handed over as text deltas (or the whole text) instead of event-stream bytes or JSON.
 //!
 //! This is the campaign transport's half inside mock Bedrock (the other half, which
 //! turns these items into what the SDK would have reported, lives in
@@ -20,8 +20,8 @@ use crate::operations::Operation;
 use crate::request::{self, ParsedRequest};
 use crate::respond::{pick, request_id};
 use crate::state::MockState;
-use crate::stream::advance;
-use picasso_core::bounds::add_ms;
+use crate::stream::{advance, sleep_for};
+use picasso_core::bounds::{add_ms, sum_ms};
 use picasso_core::scenario::{Caller, Token};
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -76,12 +76,47 @@ pub struct DirectStream {
 }
 
 impl MockState {
-    /// Admits `call` as the HTTP path would and returns its paced answer, or `None`
-    /// (nothing counted, struck or journaled) when the call must take the HTTP path
-    /// for its outcome to be the SDK's (see the module's documentation).
+    /// Admits `call` to `ConverseStream` as the HTTP path would and returns its paced
+    /// answer, or `None` (nothing counted, struck or journaled) when the call must take
+    /// the HTTP path for its outcome to be the SDK's (see the module's documentation).
     pub fn converse_stream_direct(&self, call: DirectCall<'_>) -> Option<DirectStream> {
         let started = Instant::now();
-        let op = Operation::ConverseStream;
+        let (entry, tokens, effect) =
+            self.admit_direct(Operation::ConverseStream, call, stream_takes)?;
+        Some(DirectStream {
+            tokens,
+            effect,
+            next: 0,
+            deadline: started,
+            done: false,
+            entry,
+        })
+    }
+
+    /// Admits `call` to `Converse` (the whole answer at once) as the HTTP path would,
+    /// or `None` as [`Self::converse_stream_direct`] declines. It takes a clean answer,
+    /// a slow first token and a finite stall (which only delay the response); the
+    /// rest (refusals, mid-stream faults, which make an error response or a broken body
+    /// the SDK reads, and retries, and a stall with no end) go through the SDK.
+    pub fn converse_direct(&self, call: DirectCall<'_>) -> Option<DirectAnswer> {
+        let started = Instant::now();
+        let (entry, tokens, effect) = self.admit_direct(Operation::Converse, call, whole_takes)?;
+        Some(DirectAnswer {
+            tokens,
+            effect,
+            started,
+            entry,
+        })
+    }
+
+    /// The admission both operations share: the request the SDK would have sent,
+    /// admitted under mock Bedrock's lock if `takes` accepts its answer and effect.
+    fn admit_direct(
+        &self,
+        op: Operation,
+        call: DirectCall<'_>,
+        takes: fn(&[Token], Option<&Effect>) -> bool,
+    ) -> Option<(EntryGuard, Vec<Token>, Option<Effect>)> {
         let scenario = self.scenario();
         if request::check_model_id(call.model).is_err() || !scenario.knows_model(call.model) {
             return None;
@@ -125,19 +160,62 @@ impl MockState {
             })?;
         let entry = admission.entry;
         entry.answer(&answer.id);
-        Some(DirectStream {
-            tokens,
-            effect,
-            next: 0,
-            deadline: started,
-            done: false,
-            entry,
-        })
+        Some((entry, tokens, effect))
     }
 }
 
-/// Whether the direct path reproduces every outcome of this answer and effect.
-fn takes(tokens: &[Token], effect: Option<&Effect>) -> bool {
+/// The whole answer of a `Converse` call, sent at its scripted (virtual) time.
+/// Dropped before then, the journal records the call as cut short.
+#[derive(Debug)]
+pub struct DirectAnswer {
+    tokens: Vec<Token>,
+    effect: Option<Effect>,
+    started: Instant,
+    entry: EntryGuard,
+}
+
+impl DirectAnswer {
+    /// Waits out the whole scripted generation (as the HTTP path does before it
+    /// answers), then the text: every token's, joined.
+    pub async fn text(mut self) -> String {
+        let mut delay_ms: Vec<u64> = self.tokens.iter().map(|t| t.delay_ms).collect();
+        if let (Some(Effect::SlowFirstToken { delay_ms: extra }), Some(first)) =
+            (&self.effect, delay_ms.first_mut())
+        {
+            *first = add_ms(*first, *extra);
+        }
+        let mut total = sum_ms(delay_ms.iter().copied());
+        if let Some(Effect::Stall {
+            delay_ms: Some(ms), ..
+        }) = &self.effect
+        {
+            total = add_ms(total, *ms);
+        }
+        sleep_for(self.started, total).await;
+        for _ in &self.tokens {
+            self.entry.token_sent();
+        }
+        self.entry.finish(Outcome::Completed);
+        self.tokens.iter().map(|t| t.text.as_str()).collect()
+    }
+}
+
+/// Whether `Converse`'s direct path gives this answer and effect as the SDK sees it:
+/// a delay before the response is all a slow first token or a finite stall does there.
+fn whole_takes(_tokens: &[Token], effect: Option<&Effect>) -> bool {
+    matches!(
+        effect,
+        None | Some(Effect::SlowFirstToken { .. })
+            | Some(Effect::Stall {
+                delay_ms: Some(_),
+                ..
+            })
+    )
+}
+
+/// Whether `ConverseStream`'s direct path reproduces every outcome of this answer and
+/// effect.
+fn stream_takes(tokens: &[Token], effect: Option<&Effect>) -> bool {
     let mut gaps: Vec<u64> = tokens.iter().map(|t| t.delay_ms).collect();
     match effect {
         None | Some(Effect::Exception { .. }) => {}
@@ -193,7 +271,7 @@ impl DirectStream {
                             message,
                         });
                     }
-                    // `takes` admits no other mid-stream effect.
+                    // `stream_takes` admits no other mid-stream effect.
                     _ => continue,
                 }
             }
@@ -351,6 +429,52 @@ mod tests {
             assert_eq!(seen, sdk(&b).await, "{fault:?}");
             assert_eq!(a.journal(), b.journal(), "{fault:?}");
         }
+    }
+
+    /// `Converse` through the direct path: the SDK's text at the SDK's virtual time,
+    /// and the same journal entry.
+    #[tokio::test(start_paused = true)]
+    async fn direct_whole_answers_match_the_sdk() {
+        let faults = [
+            None,
+            Some(Fault::bedrock(FaultKind::SlowFirstToken).delay_ms(2_000)),
+            Some(
+                Fault::bedrock(FaultKind::Stall)
+                    .after_tokens(2)
+                    .delay_ms(5_000),
+            ),
+        ];
+        let mut master = call();
+        master.caller = Caller::Master;
+        for fault in faults {
+            let (a, b) = (
+                state(fault.iter().cloned().collect()),
+                state(fault.iter().cloned().collect()),
+            );
+            let start = Instant::now();
+            let answer = a.converse_direct(master).expect("the direct path takes it");
+            let direct = (answer.text().await, start.elapsed());
+            let client = bedrock_client::in_process::client(crate::app(b.clone()));
+            let start = Instant::now();
+            let text = bedrock_client::complete(
+                &client,
+                bedrock_client::Call {
+                    model: master.model,
+                    prompt: master.prompt,
+                    tenant: master.tenant,
+                    session: master.session,
+                    message: master.message,
+                    caller: master.caller,
+                },
+            )
+            .await
+            .expect("an answer");
+            assert_eq!(direct, (text, start.elapsed()), "{fault:?}");
+            assert_eq!(a.journal(), b.journal(), "{fault:?}");
+        }
+        let refused = state(vec![Fault::bedrock(FaultKind::Exception).after_tokens(1)]);
+        assert!(refused.converse_direct(master).is_none());
+        assert!(refused.journal().is_empty());
     }
 
     /// A call the direct path declines leaves no trace: nothing journaled, the fault

@@ -64,7 +64,7 @@ mod state;
 mod stream;
 pub mod whole;
 
-pub use direct::{DirectCall, DirectItem, DirectStream, LONGEST_SILENCE_MS};
+pub use direct::{DirectAnswer, DirectCall, DirectItem, DirectStream, LONGEST_SILENCE_MS};
 pub use error::ApiError;
 pub use faults::ArmError;
 pub use journal::{JournalEntry, Outcome};

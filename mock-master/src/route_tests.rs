@@ -73,7 +73,7 @@ async fn no_streaming_url_no_streaming_endpoint() {
     let mut options = crate::MasterOptions {
         chat_url: "c".into(),
         streaming_url: None,
-        bedrock: bedrock_client::in_process::client(mock_bedrock::app(w.bedrock.clone())),
+        bedrock: bedrock_client::in_process::client(mock_bedrock::app(w.bedrock.clone())).into(),
     };
     let s = Scenario::default_scenario();
     let config = crate::config_of(s.tenant(FOSTER).unwrap(), &options);

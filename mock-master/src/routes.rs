@@ -202,18 +202,18 @@ async fn chat(state: &MasterState, request: ChatRequest) -> Result<Response, Mas
         .tenant(&request.tenant_hash)
         .ok_or_else(|| MasterError::UnknownTenant(request.tenant_hash.clone()))?;
     let started = tokio::time::Instant::now();
-    let content = bedrock_client::complete(
-        &state.options().bedrock,
-        Call {
+    let content = state
+        .options()
+        .bedrock
+        .converse(Call {
             model: &tenant.streaming_model,
             prompt: &request.user_input,
             tenant: &request.tenant_hash,
             session: &request.session_id,
             message: &request.message_id,
             caller: Caller::Master,
-        },
-    )
-    .await?;
+        })
+        .await?;
     state
         .metrics()
         .chat_duration

@@ -2,7 +2,6 @@
 //! client and the metrics. One `Arc`, cheap to clone; std locks never held across `.await`.
 
 use crate::metrics::Metrics;
-use aws_sdk_bedrockruntime::Client;
 use picasso_core::Scenario;
 use picasso_core::fault::RequestFacts;
 use picasso_core::live::LiveScenario;
@@ -19,8 +18,9 @@ pub struct MasterOptions {
     /// `endpoints.streaming` of streaming tenants; `None` leaves it out for everyone
     /// (the document's unset `STREAMING_LAMBDA_URL`).
     pub streaming_url: Option<String>,
-    /// The Bedrock client (see `bedrock_client::build_client`).
-    pub bedrock: Client,
+    /// How the regular chat asks Bedrock: the SDK client (`client.into()`, see
+    /// `bedrock_client::build_client`), or another transport (`bedrock_client::Bedrock`).
+    pub bedrock: bedrock_client::Bedrock,
 }
 
 /// The Master's state, shared by every request.

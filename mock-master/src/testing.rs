@@ -24,7 +24,7 @@ pub fn world(scenario: Scenario) -> World {
         MasterOptions {
             chat_url: "http://127.0.0.1:4100/Master_Function?action=chat".into(),
             streaming_url: Some("http://127.0.0.1:4101/".into()),
-            bedrock: bedrock_client::in_process::client(mock_bedrock::app(bedrock.clone())),
+            bedrock: bedrock_client::in_process::client(mock_bedrock::app(bedrock.clone())).into(),
         },
     );
     World {

@@ -68,7 +68,7 @@ fn world() -> Router {
         MasterOptions {
             chat_url: "http://master.test/Master_Function?action=chat".into(),
             streaming_url: Some("http://gateway.test/".into()),
-            bedrock: client,
+            bedrock: client.into(),
         },
     ))
 }

@@ -1,15 +1,18 @@
-//! The campaign transport: the gateway's `ConverseStream` answered by mock Bedrock's
-//! state in process ([`MockState::converse_stream_direct`]), with no SDK, no HTTP and
-//! no event-stream bytes in between, and the SDK for every call the direct path
-//! declines (refusals and their retries, drops, corrupt frames, endless stalls).
+//! The campaign transport: the gateway's `ConverseStream` and the Master's `Converse`
+//! answered by mock Bedrock's state in process
+//! ([`MockState::converse_stream_direct`], [`MockState::converse_direct`]), with no
+//! SDK, no HTTP and no event-stream bytes or JSON in between, and the SDK for every
+//! call the direct path declines (refusals and their retries, drops, corrupt frames,
+//! endless stalls, long silences).
 //!
-//! What the gateway gets is what the SDK transport would have given it, item for item
-//! and at the same virtual instants: the tokens, and an exception frame as the
-//! [`BedrockError::StreamException`] `bedrock_client` makes of the SDK's error. A test
+//! What a server gets is what the SDK transport would have given it, item for item
+//! and at the same virtual instants: the tokens (or the whole text), and an exception
+//! frame as the [`BedrockError::StreamException`] `bedrock_client` makes of the SDK's
+//! error. A test
 //! (`sim/tests/transports.rs`) runs every shipped scenario and generated ones under
 //! both transports and compares the transcripts byte for byte.
 
-use bedrock_client::{BedrockError, Call, SdkTransport, StreamTransport, Tokens};
+use bedrock_client::{BedrockError, BedrockTransport, Call, SdkTransport, Tokens};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use mock_bedrock::{DirectCall, DirectItem, DirectStream, MockState};
@@ -20,7 +23,8 @@ pub enum Transport {
     /// The official SDK over mock Bedrock's router: full fidelity (the default).
     #[default]
     Sdk,
-    /// Mock Bedrock's state asked directly ([`DirectTransport`]), for campaigns.
+    /// Mock Bedrock's state asked directly ([`DirectTransport`]), for campaigns: the
+    /// same transcripts, faster.
     Direct,
 }
 
@@ -60,23 +64,33 @@ impl DirectTransport {
     }
 }
 
-impl StreamTransport for DirectTransport {
+impl BedrockTransport for DirectTransport {
     fn converse_stream<'a>(
         &'a self,
         call: Call<'a>,
     ) -> BoxFuture<'a, Result<Tokens, BedrockError>> {
-        let direct = self.mock.converse_stream_direct(DirectCall {
-            model: call.model,
-            prompt: call.prompt,
-            tenant: call.tenant,
-            session: call.session,
-            message: call.message,
-            caller: call.caller,
-        });
-        match direct {
+        match self.mock.converse_stream_direct(direct_call(call)) {
             Some(stream) => Box::pin(std::future::ready(Ok(tokens(stream)))),
             None => self.sdk.converse_stream(call),
         }
+    }
+
+    fn converse<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<String, BedrockError>> {
+        match self.mock.converse_direct(direct_call(call)) {
+            Some(answer) => Box::pin(async move { Ok(answer.text().await) }),
+            None => self.sdk.converse(call),
+        }
+    }
+}
+
+fn direct_call(call: Call<'_>) -> DirectCall<'_> {
+    DirectCall {
+        model: call.model,
+        prompt: call.prompt,
+        tenant: call.tenant,
+        session: call.session,
+        message: call.message,
+        caller: call.caller,
     }
 }
 

@@ -66,9 +66,9 @@ impl std::fmt::Debug for InProcess {
 
 /// The world for `scenario`, wired in process. `runtime` gives each SDK client its
 /// sleep and clock (tokio's and the system's when `Runtime::default()`); its HTTP client
-/// is always the in-process one. `transport` is how the gateway opens its streams
-/// ([`Transport::Sdk`] unless a campaign asks for speed); the Master always calls
-/// through the SDK. Call inside the tokio runtime the world will run on.
+/// is always the in-process one. `transport` is how the gateway and the Master call
+/// Bedrock ([`Transport::Sdk`] unless a campaign asks for speed). Call inside the tokio
+/// runtime the world will run on.
 pub fn in_process(
     scenario: &Scenario,
     endpoints: &Endpoints,
@@ -89,12 +89,20 @@ pub fn in_process(
             },
         )
     };
+    let transport = || -> bedrock_client::Bedrock {
+        match transport {
+            Transport::Sdk => client().into(),
+            Transport::Direct => {
+                bedrock_client::Bedrock::new(DirectTransport::new(bedrock_state.clone(), client()))
+            }
+        }
+    };
     let master = MasterState::new(
         scenario.clone(),
         MasterOptions {
             chat_url: endpoints.chat_url.clone(),
             streaming_url: endpoints.streaming_url.clone(),
-            bedrock: client(),
+            bedrock: transport(),
         },
     );
     let master_router = mock_master::app(master.clone());
@@ -102,13 +110,7 @@ pub fn in_process(
         scenario.clone(),
         GatewayOptions {
             config: Arc::new(RouterConfigSource::new(master_router.clone())),
-            bedrock: match transport {
-                Transport::Sdk => client().into(),
-                Transport::Direct => bedrock_client::Streams::new(DirectTransport::new(
-                    bedrock_state.clone(),
-                    client(),
-                )),
-            },
+            bedrock: transport(),
         },
     );
     let gateway_router = gateway::app(gateway.clone());
@@ -138,7 +140,7 @@ pub fn over_http(
         MasterOptions {
             chat_url: format!("{master_url}/Master_Function?action=chat"),
             streaming_url: Some(gateway_url.to_owned()),
-            bedrock: bedrock.clone(),
+            bedrock: bedrock.clone().into(),
         },
     );
     let gateway = GatewayState::new(
