@@ -12,10 +12,14 @@
 //! (`sim/tests/transports.rs`) runs every shipped scenario and generated ones under
 //! both transports and compares the transcripts byte for byte.
 
-use bedrock_client::{BedrockError, BedrockTransport, Call, SdkTransport, Tokens};
+use bedrock_client::{
+    BedrockConfig, BedrockError, BedrockTransport, Call, Runtime, SdkTransport, Tokens,
+    build_client,
+};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use mock_bedrock::{DirectCall, DirectItem, DirectStream, MockState};
+use std::sync::OnceLock;
 
 /// Which transport the gateway of an in-process world opens its streams with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,20 +51,32 @@ impl Transport {
     }
 }
 
-/// Streams from mock Bedrock's state, or through `sdk` when the direct path declines.
-#[derive(Debug, Clone)]
+/// Answers from mock Bedrock's state, or through the SDK when the direct path declines.
+#[derive(Debug)]
 pub struct DirectTransport {
     mock: MockState,
-    sdk: SdkTransport,
+    config: BedrockConfig,
+    runtime: Runtime,
+    /// Built on the first call the direct path declines: most of a campaign's worlds
+    /// never need it, and building an SDK client costs more than a short scenario.
+    sdk: OnceLock<SdkTransport>,
 }
 
 impl DirectTransport {
-    /// Direct streams from `mock`; `sdk` (a client calling the same mock) for the rest.
-    pub fn new(mock: MockState, sdk: aws_sdk_bedrockruntime::Client) -> DirectTransport {
+    /// Direct answers from `mock`; for the rest, an SDK client built from `config` and
+    /// `runtime` (whose HTTP client must call the same mock; its clock is taken now).
+    pub fn new(mock: MockState, config: BedrockConfig, runtime: Runtime) -> DirectTransport {
         DirectTransport {
             mock,
-            sdk: SdkTransport(sdk),
+            config,
+            runtime,
+            sdk: OnceLock::new(),
         }
+    }
+
+    fn sdk(&self) -> &SdkTransport {
+        self.sdk
+            .get_or_init(|| SdkTransport(build_client(&self.config, self.runtime.clone())))
     }
 }
 
@@ -71,14 +87,14 @@ impl BedrockTransport for DirectTransport {
     ) -> BoxFuture<'a, Result<Tokens, BedrockError>> {
         match self.mock.converse_stream_direct(direct_call(call)) {
             Some(stream) => Box::pin(std::future::ready(Ok(tokens(stream)))),
-            None => self.sdk.converse_stream(call),
+            None => self.sdk().converse_stream(call),
         }
     }
 
     fn converse<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<String, BedrockError>> {
         match self.mock.converse_direct(direct_call(call)) {
             Some(answer) => Box::pin(async move { Ok(answer.text().await) }),
-            None => self.sdk.converse(call),
+            None => self.sdk().converse(call),
         }
     }
 }

@@ -78,23 +78,20 @@ pub fn in_process(
 ) -> InProcess {
     let bedrock_state = MockState::new(scenario.clone());
     let bedrock_router = mock_bedrock::app(bedrock_state.clone());
-    let client = || {
-        build_client(
-            bedrock,
-            Runtime {
-                http_client: Some(bedrock_client::in_process::http_client(
-                    bedrock_router.clone(),
-                )),
-                ..runtime()
-            },
-        )
+    let sdk_runtime = || Runtime {
+        http_client: Some(bedrock_client::in_process::http_client(
+            bedrock_router.clone(),
+        )),
+        ..runtime()
     };
     let transport = || -> bedrock_client::Bedrock {
         match transport {
-            Transport::Sdk => client().into(),
-            Transport::Direct => {
-                bedrock_client::Bedrock::new(DirectTransport::new(bedrock_state.clone(), client()))
-            }
+            Transport::Sdk => build_client(bedrock, sdk_runtime()).into(),
+            Transport::Direct => bedrock_client::Bedrock::new(DirectTransport::new(
+                bedrock_state.clone(),
+                bedrock.clone(),
+                sdk_runtime(),
+            )),
         }
     };
     let master = MasterState::new(
