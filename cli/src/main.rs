@@ -80,7 +80,7 @@ enum Command {
         /// overrides every scenario's `servers`.
         #[arg(long, value_name = "as-written|hardened")]
         servers: Option<Servers>,
-        /// How the gateway gets Bedrock's streams: the official SDK (full fidelity), or
+        /// How the gateway and the Master call Bedrock: the official SDK (full fidelity), or
         /// `direct`, mock Bedrock's state asked in process (same transcripts, faster).
         #[arg(long, value_enum, default_value_t = TransportArg::Sdk)]
         transport: TransportArg,
@@ -120,7 +120,7 @@ enum Command {
         /// Where to write the shrunk scenario (default target/swarm/<name>.toml).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// How the gateway gets Bedrock's streams: the official SDK, or `direct` (same
+        /// How the gateway and the Master call Bedrock: the official SDK, or `direct` (same
         /// transcripts, several times more cases per second).
         #[arg(long, value_enum, default_value_t = TransportArg::Sdk)]
         transport: TransportArg,

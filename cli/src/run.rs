@@ -41,7 +41,7 @@ pub(crate) struct RunConfig {
     pub snapshots: Option<GoldenDir>,
     /// Replaces every scenario's `servers`.
     pub servers: Option<picasso_core::scenario::Servers>,
-    /// How the gateway gets Bedrock's streams.
+    /// How the gateway and the Master call Bedrock.
     pub transport: picasso_simulator::Transport,
 }
 

@@ -40,9 +40,9 @@ pub struct RunOptions {
     pub transcript: bool,
     /// Check the invariants.
     pub check: bool,
-    /// How the gateway gets its streamed answers from mock Bedrock: the official SDK
+    /// How the gateway and the Master get their answers from mock Bedrock: the official SDK
     /// (the default, full fidelity) or the direct campaign transport, which gives the
-    /// same transcripts several times faster (`picasso_world::DirectTransport`).
+    /// same transcripts about twice as fast (`picasso_world::DirectTransport`).
     pub transport: Transport,
 }
 
@@ -223,7 +223,7 @@ pub fn check_determinism(scenario: &Scenario, policy: Policy) -> Result<(), Stri
     check_determinism_via(scenario, policy, Transport::Sdk)
 }
 
-/// [`check_determinism`] with the gateway's streams opened by `transport`.
+/// [`check_determinism`] with the servers calling Bedrock through `transport`.
 ///
 /// # Errors
 /// As [`check_determinism`].

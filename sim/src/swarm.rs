@@ -205,7 +205,7 @@ pub struct SwarmConfig {
     pub max_cases: Option<u64>,
     /// Worker threads.
     pub jobs: usize,
-    /// How the gateway gets Bedrock's streams: the SDK by default; `direct` (same
+    /// How the gateway and the Master call Bedrock: the SDK by default; `direct` (same
     /// transcripts, several times faster) for long campaigns.
     pub transport: Transport,
 }

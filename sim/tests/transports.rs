@@ -1,6 +1,6 @@
 //! The campaign transport gives the transcripts the SDK gives: every scenario in
 //! `scenarios/` (and the embedded default), and the swarm's generated cases, run under
-//! every Rust policy with the gateway's streams opened through the official SDK and
+//! every Rust policy with the servers calling Bedrock through the official SDK and
 //! through `picasso_world::DirectTransport`, compared byte for byte. (The property
 //! test over `tests/properties.rs`'s generator is there, beside the others.)
 

@@ -12,7 +12,8 @@
 //! [`BACKLOG`] (`picasso-sim serve` binds its three ports with it too).
 //!
 //! One transport seam per hop: Bedrock through `bedrock_client::in_process` or the SDK's
-//! own sockets; the Master through `gateway::RouterConfigSource` or
+//! own sockets (or, in process, [`DirectTransport`]: mock Bedrock's state asked without
+//! the SDK, for campaigns; [`Transport`] chooses); the Master through `gateway::RouterConfigSource` or
 //! `gateway::HttpConfigSource`. What differs between callers (the SDK's clock and sleep
 //! under virtual time, the URLs a widget is given) is passed in, never rewired.
 

@@ -24,7 +24,7 @@ pub struct Job {
     pub scenario: Arc<Scenario>,
     /// The widget policy.
     pub policy: Policy,
-    /// How the gateway gets Bedrock's streams (`run --transport`; the SDK by default).
+    /// How the gateway and the Master call Bedrock (`run --transport`; the SDK by default).
     pub transport: crate::Transport,
 }
 
