@@ -68,6 +68,19 @@ pub(crate) struct ServeArgs {
     /// after each answer; serve it to replay).
     #[arg(long, value_name = "FILE", requires = "record_from")]
     pub record_to: Option<PathBuf>,
+    /// How mock Bedrock times its tokens: `precise` (a pacer thread, a fraction of a
+    /// millisecond) or `tokio` (tokio's timer: whole milliseconds, 0-2 ms late).
+    #[arg(long, value_enum, default_value = "precise")]
+    pub pacing: Pacing,
+}
+
+/// `serve --pacing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pacing {
+    /// `mock_bedrock::Clock::Precise`.
+    Precise,
+    /// `mock_bedrock::Clock::Tokio`.
+    Tokio,
 }
 
 impl ServeArgs {
@@ -131,7 +144,13 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         signal.cancel();
     });
 
-    let bedrock_state = MockState::new(scenario.clone());
+    let bedrock_state = MockState::with_clock(
+        scenario.clone(),
+        match config.pacing {
+            Pacing::Precise => mock_bedrock::Clock::Precise,
+            Pacing::Tokio => mock_bedrock::Clock::Tokio,
+        },
+    );
     let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
         (Some(url), _) => url.clone(),
         (None, Some(listener)) if config.record().is_some() => {
