@@ -49,6 +49,9 @@ pub(crate) struct BenchArgs {
     /// Passed to `serve --pacing` (bedrock, gateway).
     #[arg(long, value_enum, default_value = "precise")]
     pub pacing: crate::serve::Pacing,
+    /// Passed to `serve --bedrock-hop` (gateway).
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub bedrock_hop: crate::serve::BedrockHop,
     /// Messages per simulated session (sim).
     #[arg(long, default_value_t = 5)]
     pub messages: usize,
@@ -206,13 +209,8 @@ fn start_serve(args: &BenchArgs, dir: &std::path::Path) -> Result<(ServedChild, 
         .args(["--master-port", &master.to_string()])
         .args(["--gateway-port", &gateway.to_string()])
         .args(["--bedrock-port", &bedrock.to_string()])
-        .args([
-            "--pacing",
-            match args.pacing {
-                crate::serve::Pacing::Precise => "precise",
-                crate::serve::Pacing::Tokio => "tokio",
-            },
-        ])
+        .args(["--bedrock-hop", &value_name(args.bedrock_hop)])
+        .args(["--pacing", &value_name(args.pacing)])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if args.target == Target::Bedrock {
@@ -320,7 +318,8 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         "target": match target { Target::Bedrock => "bedrock", _ => "gateway" },
         "streams": streams,
         "rounds": rounds,
-        "pacing": format!("{:?}", args.pacing).to_lowercase(),
+        "pacing": value_name(args.pacing),
+        "bedrock_hop": value_name(args.bedrock_hop),
         "streams_complete": complete,
         "tokens_per_stream": args.tokens,
         "scripted_gap_ms": args.gap_ms,
@@ -402,6 +401,14 @@ async fn gateway_stream(client: &reqwest::Client, port: u16, i: usize) -> Arriva
         }
     }
     a
+}
+
+/// A flag value as the command line spells it.
+fn value_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// Thousands of streams need thousands of descriptors (the child inherits the limit).
