@@ -41,6 +41,17 @@ pub(crate) struct BenchArgs {
     /// Scripted milliseconds before each delta.
     #[arg(long, default_value_t = 20)]
     pub gap_ms: u64,
+    /// Bursts run one after another against the same server (bedrock, gateway): with
+    /// `--streams 1 --rounds 30`, a lone client's 30 requests in a row, which is how a
+    /// developer's widget meets `serve` (pooled connections, a cached tenant config).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Passed to `serve --pacing` (bedrock, gateway).
+    #[arg(long, value_enum, default_value = "precise")]
+    pub pacing: crate::serve::Pacing,
+    /// Passed to `serve --bedrock-hop` (gateway).
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub bedrock_hop: crate::serve::BedrockHop,
     /// Messages per simulated session (sim).
     #[arg(long, default_value_t = 5)]
     pub messages: usize,
@@ -212,6 +223,8 @@ fn start_serve(args: &BenchArgs, dir: &std::path::Path) -> Result<(ServedChild, 
         .args(["--master-port", &master.to_string()])
         .args(["--gateway-port", &gateway.to_string()])
         .args(["--bedrock-port", &bedrock.to_string()])
+        .args(["--bedrock-hop", &value_name(args.bedrock_hop)])
+        .args(["--pacing", &value_name(args.pacing)])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if args.target == Target::Bedrock {
@@ -263,21 +276,25 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
     let target = args.target;
     let streams = args.streams;
     let started = Instant::now();
+    let rounds = args.rounds.max(1);
     let arrivals: Vec<Arrivals> = runtime.block_on(async {
-        let tasks: Vec<_> = (0..streams)
-            .map(|i| {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    match target {
-                        Target::Bedrock => bedrock_stream(&client, bedrock, i).await,
-                        _ => gateway_stream(&client, gateway, i).await,
-                    }
+        let mut out = Vec::with_capacity(streams * rounds);
+        for round in 0..rounds {
+            let tasks: Vec<_> = (0..streams)
+                .map(|i| {
+                    let client = client.clone();
+                    let i = round * streams + i;
+                    tokio::spawn(async move {
+                        match target {
+                            Target::Bedrock => bedrock_stream(&client, bedrock, i).await,
+                            _ => gateway_stream(&client, gateway, i).await,
+                        }
+                    })
                 })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(t.await.unwrap_or_default());
+                .collect();
+            for t in tasks {
+                out.push(t.await.unwrap_or_default());
+            }
         }
         out
     });
@@ -314,6 +331,9 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
     Ok(json!({
         "target": match target { Target::Bedrock => "bedrock", _ => "gateway" },
         "streams": streams,
+        "rounds": rounds,
+        "pacing": value_name(args.pacing),
+        "bedrock_hop": value_name(args.bedrock_hop),
         "streams_complete": complete,
         "tokens_per_stream": args.tokens,
         "scripted_gap_ms": args.gap_ms,
@@ -395,6 +415,14 @@ async fn gateway_stream(client: &reqwest::Client, port: u16, i: usize) -> Arriva
         }
     }
     a
+}
+
+/// A flag value as the command line spells it.
+fn value_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// Thousands of streams need thousands of descriptors (the child inherits the limit).

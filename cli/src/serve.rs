@@ -68,6 +68,36 @@ pub(crate) struct ServeArgs {
     /// after each answer; serve it to replay).
     #[arg(long, value_name = "FILE", requires = "record_from")]
     pub record_to: Option<PathBuf>,
+    /// How mock Bedrock times its tokens: `precise` (a pacer thread, a fraction of a
+    /// millisecond) or `tokio` (tokio's timer: whole milliseconds, 0-2 ms late).
+    #[arg(long, value_enum, default_value = "precise")]
+    pub pacing: Pacing,
+    /// How the gateway and the Master reach mock Bedrock: `in-process` (the official
+    /// SDK's whole call, signing and event-stream decoding included, handed to mock
+    /// Bedrock's router without a socket: half the CPU per frame, so the mock world
+    /// stays out of a load test's way) or `socket` (the SDK over loopback HTTP to the
+    /// port above, every byte on the wire). Outside clients use the port either way;
+    /// --bedrock-endpoint and --record-from always go over the network.
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub bedrock_hop: BedrockHop,
+}
+
+/// `serve --bedrock-hop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BedrockHop {
+    /// The SDK's own HTTP client, over loopback.
+    Socket,
+    /// `bedrock_client::in_process`: the router, called in process.
+    InProcess,
+}
+
+/// `serve --pacing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pacing {
+    /// `mock_bedrock::Clock::Precise`.
+    Precise,
+    /// `mock_bedrock::Clock::Tokio`.
+    Tokio,
 }
 
 impl ServeArgs {
@@ -131,7 +161,13 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         signal.cancel();
     });
 
-    let bedrock_state = MockState::new(scenario.clone());
+    let bedrock_state = MockState::with_clock(
+        scenario.clone(),
+        match config.pacing {
+            Pacing::Precise => mock_bedrock::Clock::Precise,
+            Pacing::Tokio => mock_bedrock::Clock::Tokio,
+        },
+    );
     let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
         (Some(url), _) => url.clone(),
         (None, Some(listener)) if config.record().is_some() => {
@@ -159,7 +195,19 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         )?,
         None => BedrockConfig::mock(&bedrock_url),
     };
-    let bedrock = build_client(&bedrock_config, Runtime::default());
+    let bedrock = match (
+        &config.bedrock_endpoint,
+        config.record(),
+        config.bedrock_hop,
+    ) {
+        (None, None, BedrockHop::InProcess) => {
+            println!(
+                "gateway -> Bedrock in process, through the official SDK (--bedrock-hop socket: over loopback)"
+            );
+            bedrock_client::in_process::client(mock_bedrock::app(bedrock_state.clone()))
+        }
+        _ => build_client(&bedrock_config, Runtime::default()),
+    };
 
     let master_listener = bind(config.host, config.master_port, "master")?;
     let gateway_listener = bind(config.host, config.gateway_port, "gateway")?;

@@ -17,6 +17,7 @@
 use crate::faults::{Effect, exception_payload};
 use crate::journal::{EntryGuard, JournalEntry, Outcome};
 use crate::operations::Operation;
+use crate::pacer::Clock;
 use crate::request::{self, ParsedRequest};
 use crate::respond::{pick, request_id};
 use crate::state::MockState;
@@ -67,6 +68,7 @@ pub enum DirectItem {
 /// call as cut short (as when an SDK drops the response body).
 #[derive(Debug)]
 pub struct DirectStream {
+    clock: Clock,
     tokens: Vec<Token>,
     effect: Option<Effect>,
     next: usize,
@@ -84,6 +86,7 @@ impl MockState {
         let (entry, tokens, effect) =
             self.admit_direct(Operation::ConverseStream, call, stream_takes)?;
         Some(DirectStream {
+            clock: self.clock(),
             tokens,
             effect,
             next: 0,
@@ -102,6 +105,7 @@ impl MockState {
         let started = Instant::now();
         let (entry, tokens, effect) = self.admit_direct(Operation::Converse, call, whole_takes)?;
         Some(DirectAnswer {
+            clock: self.clock(),
             tokens,
             effect,
             started,
@@ -168,6 +172,7 @@ impl MockState {
 /// Dropped before then, the journal records the call as cut short.
 #[derive(Debug)]
 pub struct DirectAnswer {
+    clock: Clock,
     tokens: Vec<Token>,
     effect: Option<Effect>,
     started: Instant,
@@ -191,7 +196,7 @@ impl DirectAnswer {
         {
             total = add_ms(total, *ms);
         }
-        sleep_for(self.started, total).await;
+        sleep_for(self.clock, self.started, total).await;
         for _ in &self.tokens {
             self.entry.token_sent();
         }
@@ -255,7 +260,7 @@ impl DirectStream {
                     Some(Effect::Stall {
                         delay_ms: Some(ms), ..
                     }) => {
-                        advance(&mut self.deadline, ms).await;
+                        advance(self.clock, &mut self.deadline, ms).await;
                         continue;
                     }
                     Some(Effect::Exception { exception_type, .. }) => {
@@ -285,7 +290,7 @@ impl DirectStream {
             {
                 delay_ms = add_ms(delay_ms, extra);
             }
-            advance(&mut self.deadline, delay_ms).await;
+            advance(self.clock, &mut self.deadline, delay_ms).await;
             let text = token.text.clone();
             self.next += 1;
             self.entry.token_sent();

@@ -54,6 +54,7 @@ pub mod matchers;
 mod mock;
 mod mounted;
 pub mod operations;
+pub mod pacer;
 pub mod record;
 pub mod request;
 mod respond;
@@ -71,6 +72,7 @@ pub use journal::{JournalEntry, Outcome};
 pub use mock::{Mock, MockBuilder, MockGuard, Reply, Times};
 pub use mounted::{Unmet, VerificationError};
 pub use operations::Operation;
+pub use pacer::Clock;
 pub use respond::request_id;
 #[cfg(feature = "wiremock")]
 pub use responder::{BedrockResponder, ModelIs, OperationIs, model_is, operation_is};

@@ -7,6 +7,7 @@ use crate::faults::Effect;
 use crate::journal::{EntryGuard, JournalEntry, Outcome};
 use crate::matchers::Incoming;
 use crate::operations::Operation;
+use crate::pacer::Clock;
 use crate::request::{self, ParsedRequest};
 use crate::state::MockState;
 use crate::stream::sleep_for;
@@ -104,6 +105,7 @@ pub(crate) async fn answer(
         stop: answer.stop_reason,
         effect,
         started,
+        clock: state.clock(),
     };
     if op.is_streaming() {
         streamed(plan, entry)
@@ -130,6 +132,7 @@ struct Plan {
     stop: picasso_core::scenario::StopReason,
     effect: Option<Effect>,
     started: Instant,
+    clock: Clock,
 }
 
 fn streamed(plan: Plan, entry: EntryGuard) -> Response {
@@ -147,6 +150,7 @@ fn streamed(plan: Plan, entry: EntryGuard) -> Response {
         stop: plan.stop,
         effect: plan.effect,
         started: plan.started,
+        clock: plan.clock,
     };
     let mut response = Body::from_stream(stream::paced(script, entry)).into_response();
     let headers = response.headers_mut();
@@ -180,7 +184,7 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
         .map(|e| (e.after_tokens() as usize).min(all));
     match (&plan.effect, fault_at) {
         (Some(Effect::Stall { delay_ms: None, .. }), Some(at)) => {
-            sleep_for(plan.started, until(at)).await;
+            sleep_for(plan.clock, plan.started, until(at)).await;
             std::future::pending::<()>().await;
         }
         (
@@ -189,18 +193,18 @@ async fn whole(plan: Plan, mut entry: EntryGuard) -> Response {
             }),
             _,
         ) => {
-            sleep_for(plan.started, add_ms(until(all), *ms)).await;
+            sleep_for(plan.clock, plan.started, add_ms(until(all), *ms)).await;
         }
         (Some(Effect::Exception { exception_type, .. }), Some(at)) => {
-            sleep_for(plan.started, until(at)).await;
+            sleep_for(plan.clock, plan.started, until(at)).await;
             entry.finish(Outcome::Fault);
             return ApiError::for_stream_exception(exception_type)
                 .into_response_with_id(&plan.request_id);
         }
         (Some(Effect::Drop { .. } | Effect::CorruptFrame { .. }), Some(at)) => {
-            sleep_for(plan.started, until(at)).await;
+            sleep_for(plan.clock, plan.started, until(at)).await;
         }
-        _ => sleep_for(plan.started, until(all)).await,
+        _ => sleep_for(plan.clock, plan.started, until(all)).await,
     }
     let first_ms = delay_ms.first().copied().unwrap_or(0);
     let latency = Latency {

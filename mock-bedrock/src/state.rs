@@ -8,6 +8,7 @@ use crate::journal::{EntryGuard, Journal, JournalEntry};
 use crate::matchers::Incoming;
 use crate::mock::Mock;
 use crate::mounted::{Mocks, VerificationError};
+use crate::pacer::Clock;
 use picasso_core::fault::RequestFacts;
 use picasso_core::scenario::{Answer, AnswerBook, Fault, Scenario};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,8 @@ struct Shared {
     /// one lock holds both. A std mutex: never held across an `.await`.
     world: Mutex<World>,
     journal: Arc<Journal>,
+    /// The clock paced streams sleep on (set once, before serving).
+    clock: Clock,
     /// How many responses went out without reaching an operation (unknown paths,
     /// unreadable requests): numbers their request ids, which the journal does not.
     unjournaled: AtomicU64,
@@ -65,6 +68,7 @@ impl MockState {
                     scenario: Arc::new(scenario),
                 }),
                 journal: Arc::new(Journal::default()),
+                clock: Clock::Tokio,
                 unjournaled: AtomicU64::new(0),
             }),
         }
@@ -75,6 +79,23 @@ impl MockState {
             .world
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// This mock paced by `clock` (the default is [`Clock::Tokio`]: virtual time under
+    /// a paused clock). `serve` picks [`Clock::Precise`]: real time, to a fraction of a
+    /// millisecond. Call before the state is shared.
+    pub fn with_clock(scenario: Scenario, clock: Clock) -> MockState {
+        let mut state = MockState::new(scenario);
+        // Just made: the only handle.
+        if let Some(shared) = Arc::get_mut(&mut state.shared) {
+            shared.clock = clock;
+        }
+        state
+    }
+
+    /// The clock paced streams sleep on.
+    pub(crate) fn clock(&self) -> Clock {
+        self.shared.clock
     }
 
     /// The scenario in force.

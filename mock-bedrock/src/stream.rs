@@ -3,8 +3,8 @@
 //! Each token goes out at its scripted time, measured from the request's arrival
 //! (`sleep_until` a running deadline, so scheduling delays do not add up; a stream that
 //! falls more than 1 ms behind moves the rest of its schedule instead of bursting), with
-//! `tokio::time` only: under the simulator's paused clock the same code runs in
-//! virtual time. A mid-stream fault replaces the stream's tail at its scripted token.
+//! `tokio::time` (under the simulator's paused clock the same code runs in virtual
+//! time), or, when serving, the sub-millisecond [`Clock::Precise`]. A mid-stream fault replaces the stream's tail at its scripted token.
 //!
 //! The stream is a plain state machine driven by `unfold`: when the client goes away,
 //! hyper drops the body, the machine and its journal guard with it, and the journal
@@ -14,11 +14,12 @@ use crate::answers::{Latency, StreamFormat};
 use crate::eventstream::{self, FrameError};
 use crate::faults::{Effect, exception_payload};
 use crate::journal::{EntryGuard, Outcome};
+use crate::pacer::Clock;
 use bytes::Bytes;
 use futures_util::Stream;
 use picasso_core::bounds::add_ms;
 use picasso_core::scenario::{StopReason, Token, Usage};
-use tokio::time::{Duration, Instant, sleep_until};
+use tokio::time::{Duration, Instant};
 
 /// The body error that breaks the connection (a scripted `drop` fault, or a frame
 /// that could not be written).
@@ -41,6 +42,7 @@ pub(crate) struct Script {
     pub(crate) stop: StopReason,
     pub(crate) effect: Option<Effect>,
     pub(crate) started: Instant,
+    pub(crate) clock: Clock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +131,7 @@ impl Paced {
             {
                 delay_ms = add_ms(delay_ms, extra);
             }
-            advance(&mut self.deadline, delay_ms).await;
+            advance(self.script.clock, &mut self.deadline, delay_ms).await;
             let frame = self.script.format.token(&token.text)?;
             self.next += 1;
             self.first_token.get_or_insert_with(Instant::now);
@@ -159,7 +161,7 @@ impl Paced {
             Effect::Stall {
                 delay_ms: Some(ms), ..
             } => {
-                advance(&mut self.deadline, ms).await;
+                advance(self.script.clock, &mut self.deadline, ms).await;
                 return Ok(None);
             }
             Effect::Stall { delay_ms: None, .. } => {
@@ -213,9 +215,9 @@ impl Paced {
 
 /// Sleeps until `ms` after `start`; forever when that instant is past what the clock
 /// can represent (`Instant + Duration` would panic).
-pub(crate) async fn sleep_for(start: Instant, ms: u64) {
+pub(crate) async fn sleep_for(clock: Clock, start: Instant, ms: u64) {
     match start.checked_add(Duration::from_millis(ms)) {
-        Some(at) => sleep_until(at).await,
+        Some(at) => clock.sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -230,7 +232,7 @@ const BEHIND_TOLERANCE: Duration = Duration::from_millis(1);
 /// scripted gaps and arrive late but evenly rather than bunched. A deadline past what
 /// the clock can represent (a scenario built in code, skipping validation) never
 /// comes, rather than panicking on `Instant + Duration`.
-pub(crate) async fn advance(deadline: &mut Instant, ms: u64) {
+pub(crate) async fn advance(clock: Clock, deadline: &mut Instant, ms: u64) {
     let now = Instant::now();
     let base = if now.saturating_duration_since(*deadline) > BEHIND_TOLERANCE {
         now
@@ -240,7 +242,7 @@ pub(crate) async fn advance(deadline: &mut Instant, ms: u64) {
     match base.checked_add(Duration::from_millis(ms)) {
         Some(later) => {
             *deadline = later;
-            sleep_until(later).await;
+            clock.sleep_until(later).await;
         }
         None => std::future::pending().await,
     }
@@ -257,12 +259,12 @@ mod pacing_tests {
     async fn behind_schedule_the_gaps_are_kept_not_bunched() {
         let start = Instant::now();
         let mut deadline = start;
-        advance(&mut deadline, 20).await;
+        advance(Clock::Tokio, &mut deadline, 20).await;
         assert_eq!(deadline, start + Duration::from_millis(20));
         // The server was busy for 100 ms after that token.
         tokio::time::advance(Duration::from_millis(100)).await;
         let before = Instant::now();
-        advance(&mut deadline, 20).await;
+        advance(Clock::Tokio, &mut deadline, 20).await;
         assert_eq!(
             Instant::now() - before,
             Duration::from_millis(20),
@@ -273,7 +275,7 @@ mod pacing_tests {
         let mut deadline = Instant::now();
         let anchor = deadline;
         tokio::time::advance(Duration::from_micros(500)).await;
-        advance(&mut deadline, 20).await;
+        advance(Clock::Tokio, &mut deadline, 20).await;
         assert_eq!(deadline, anchor + Duration::from_millis(20));
     }
 }

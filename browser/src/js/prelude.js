@@ -63,7 +63,9 @@
   class Event {
     constructor(type, init) {
       this.type = type;
+      // Set here, so dispatching changes values, not the object's shape.
       this.target = null;
+      this.currentTarget = null;
       if (init) Object.assign(this, init);
     }
   }
@@ -75,6 +77,14 @@
       this.origin = (init && init.origin) || '';
     }
   }
+  // The handler attribute of the event types a page sees most, without a string
+  // concatenation per event.
+  const HANDLER_ATTRIBUTE = Object.assign(Object.create(null), {
+    message: 'onmessage',
+    open: 'onopen',
+    error: 'onerror',
+    abort: 'onabort',
+  });
   class EventTarget {
     constructor() {
       this._listeners = new Map();
@@ -94,7 +104,7 @@
     dispatchEvent(ev) {
       ev.target = this;
       ev.currentTarget = this;
-      const handler = this['on' + ev.type];
+      const handler = this[HANDLER_ATTRIBUTE[ev.type] || 'on' + ev.type];
       // Handler attributes run where they were first set; in practice widgets use one or
       // the other, so the attribute runs first, then the listeners in order (a copy, so
       // a listener added or removed during dispatch does not change this one).
