@@ -108,19 +108,11 @@ fn main() {
         Policy::AsWritten,
         widget("widgets/as-written"),
     ];
-    // A word that is exactly a policy's name keeps that policy alone (`corrected` is
-    // also part of `js-corrected`); any other word keeps the names containing it.
-    let exact = only
-        .as_deref()
-        .is_some_and(|o| policies.iter().any(|p| p.name() == o));
+    // A word keeps the policies whose name contains it: `corrected` keeps the Rust
+    // policy and the JavaScript widget side by side (issue 10's comparison),
+    // `js-corrected` the widget alone.
     for policy in policies {
-        if only.as_deref().is_some_and(|o| {
-            if exact {
-                policy.name() != o
-            } else {
-                !policy.name().contains(o)
-            }
-        }) {
+        if only.as_deref().is_some_and(|o| !policy.name().contains(o)) {
             continue;
         }
         let t0 = Instant::now();
