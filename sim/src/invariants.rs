@@ -363,7 +363,12 @@ impl Checker<'_> {
                         Some("fell back".to_owned())
                     } else if m.mode == Mode::Stream && (m.gets != 1 || m.posts != 0) {
                         Some(format!("{} GETs and {} POSTs", m.gets, m.posts))
-                    } else if calls != 1 {
+                    } else if calls > 1
+                        || (calls == 0 && !matches!(m.terminal, Some(Terminal::Cancelled)))
+                    {
+                        // A message the page closed on may end before its request
+                        // reached Bedrock (the user sends and closes in the same
+                        // instant): zero calls, and nothing wrong.
                         Some(format!("{calls} Bedrock calls"))
                     } else {
                         None

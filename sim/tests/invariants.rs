@@ -218,3 +218,17 @@ fn rollback_holds_fires_on_a_cut_stream_and_on_a_late_stream() {
         "fv-1/fv-1-m2",
     );
 }
+
+/// Found by the swarm (seed 1, case 93019): sent and closed in one instant, the message
+/// is cancelled before its POST reaches Bedrock. Zero calls is right for a cancelled
+/// message; `clean-path` used to call it a broken fault-free run.
+#[test]
+fn a_message_cancelled_before_its_request_reached_bedrock_keeps_the_clean_path() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/found/send-and-close-in-one-instant.toml");
+    let scenario = picasso_core::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = clean_run(&scenario);
+    let m = &outcome.sessions[0].messages[0];
+    assert_eq!(m.terminal, Some(Terminal::Cancelled));
+    assert_eq!(outcome.bedrock_calls("s1", "s1-m0"), 0);
+}
