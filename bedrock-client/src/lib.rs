@@ -30,7 +30,6 @@ use aws_sdk_bedrockruntime::types::{
 use aws_smithy_async::rt::sleep::SharedAsyncSleep;
 use aws_smithy_async::time::SharedTimeSource;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use picasso_core::scenario::Caller;
 
 /// Where Bedrock is and who we are to it.
 #[derive(Debug, Clone)]
@@ -154,21 +153,7 @@ pub fn default_http_client() -> SharedHttpClient {
 }
 
 /// One call: what to ask, and on whose behalf (sent as `requestMetadata`).
-#[derive(Debug, Clone, Copy)]
-pub struct Call<'a> {
-    /// The model id.
-    pub model: &'a str,
-    /// The user's text.
-    pub prompt: &'a str,
-    /// The tenant hash.
-    pub tenant: &'a str,
-    /// The widget session.
-    pub session: &'a str,
-    /// The message.
-    pub message: &'a str,
-    /// Which server calls.
-    pub caller: Caller,
-}
+pub use picasso_core::scenario::Call;
 
 /// Why a Bedrock call gave no (complete) answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -653,6 +653,25 @@ impl Caller {
     }
 }
 
+/// One Bedrock call as the servers make it: what to ask, and on whose behalf (sent as
+/// `requestMetadata`). The SDK path (`bedrock_client`) and mock Bedrock's direct path
+/// (`mock_bedrock::DirectCall`) take this same value.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The model id.
+    pub model: &'a str,
+    /// The user's text.
+    pub prompt: &'a str,
+    /// The tenant hash.
+    pub tenant: &'a str,
+    /// The widget session.
+    pub session: &'a str,
+    /// The message.
+    pub message: &'a str,
+    /// Which server calls.
+    pub caller: Caller,
+}
+
 /// A fault: where, what, and when it strikes.
 ///
 /// With no `tenant`, `session` or `message` it strikes every matching request; `times`

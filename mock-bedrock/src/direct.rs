@@ -23,7 +23,7 @@ use crate::respond::{pick, request_id};
 use crate::state::MockState;
 use crate::stream::{advance, sleep_for};
 use picasso_core::bounds::{add_ms, sum_ms};
-use picasso_core::scenario::{Caller, Token};
+use picasso_core::scenario::Token;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 
@@ -33,22 +33,9 @@ use tokio::time::Instant;
 /// long goes through the SDK, which reports it in its own words.
 pub const LONGEST_SILENCE_MS: u64 = 15_000;
 
-/// One `ConverseStream` call, as the gateway makes it (`requestMetadata` included).
-#[derive(Debug, Clone, Copy)]
-pub struct DirectCall<'a> {
-    /// The model id.
-    pub model: &'a str,
-    /// The user's text.
-    pub prompt: &'a str,
-    /// `requestMetadata.tenant_hash`.
-    pub tenant: &'a str,
-    /// `requestMetadata.session_id`.
-    pub session: &'a str,
-    /// `requestMetadata.message_id`.
-    pub message: &'a str,
-    /// `requestMetadata.caller`.
-    pub caller: Caller,
-}
+/// One `ConverseStream` call, as the gateway makes it (`requestMetadata` included): the
+/// same value the SDK path takes.
+pub type DirectCall<'a> = picasso_core::scenario::Call<'a>;
 
 /// What the stream carries next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +317,7 @@ fn upper_camel(member: &str) -> String {
 mod tests {
     use super::*;
     use picasso_core::Scenario;
+    use picasso_core::scenario::Caller;
     use picasso_core::scenario::{Answer, Fault, FaultKind};
 
     const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";

@@ -8,6 +8,8 @@
 //! - a widget that throws, one that never answers and one that loops each fail with a
 //!   clear error, and none hangs.
 
+mod common;
+
 use picasso_core::Scenario;
 use picasso_simulator::widget::js;
 use picasso_simulator::{Policy, Property, oracle, run_scenario};
@@ -18,24 +20,7 @@ fn root() -> PathBuf {
 }
 
 fn scenarios() -> Vec<(String, Scenario)> {
-    let dir = root().join("scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
-    files.sort();
-    let mut out = vec![("default".to_owned(), Scenario::default_scenario())];
-    for f in files {
-        let name = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.push((
-            name,
-            picasso_core::load_file(&f).unwrap_or_else(|e| panic!("{e}")),
-        ));
-    }
-    out
+    common::shipped_scenarios()
 }
 
 fn widget(path: &str) -> Policy {

@@ -18,7 +18,7 @@ use bedrock_client::{
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use mock_bedrock::{DirectCall, DirectItem, DirectStream, MockState};
+use mock_bedrock::{DirectItem, DirectStream, MockState};
 use std::sync::OnceLock;
 
 /// Which transport the gateway of an in-process world opens its streams with.
@@ -85,28 +85,17 @@ impl BedrockTransport for DirectTransport {
         &'a self,
         call: Call<'a>,
     ) -> BoxFuture<'a, Result<Tokens, BedrockError>> {
-        match self.mock.converse_stream_direct(direct_call(call)) {
+        match self.mock.converse_stream_direct(call) {
             Some(stream) => Box::pin(std::future::ready(Ok(tokens(stream)))),
             None => self.sdk().converse_stream(call),
         }
     }
 
     fn converse<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<String, BedrockError>> {
-        match self.mock.converse_direct(direct_call(call)) {
+        match self.mock.converse_direct(call) {
             Some(answer) => Box::pin(async move { Ok(answer.text().await) }),
             None => self.sdk().converse(call),
         }
-    }
-}
-
-fn direct_call(call: Call<'_>) -> DirectCall<'_> {
-    DirectCall {
-        model: call.model,
-        prompt: call.prompt,
-        tenant: call.tenant,
-        session: call.session,
-        message: call.message,
-        caller: call.caller,
     }
 }
 
