@@ -267,9 +267,13 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // A burst is that many clients, each on its own connection; rounds of one stream
+    // are one client making requests in a row, on one kept-alive connection, as a
+    // browser's EventSource reuses an idle connection to the same origin.
+    let keep_alive = if args.streams == 1 { 1 } else { 0 };
     let client = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(0)
+        .pool_max_idle_per_host(keep_alive)
         .build()
         .map_err(|e| e.to_string())?;
     let cpu_before = cpu_seconds(pid)?;
