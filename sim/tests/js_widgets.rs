@@ -96,15 +96,28 @@ fn happy_path() -> Scenario {
     picasso_core::load_file(&root().join("scenarios/happy-path.toml")).expect("scenario")
 }
 
+/// Every `widget-runs` violation of a run, as `run` prints it.
+fn widget_errors(outcome: &picasso_simulator::Outcome) -> Vec<String> {
+    outcome
+        .violations
+        .iter()
+        .filter(|v| v.property == Property::WidgetRuns)
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The run's first `widget-runs` violation; the test fails when there is none.
+fn first_widget_error(outcome: &picasso_simulator::Outcome) -> String {
+    widget_errors(outcome)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no widget-runs violation: {:?}", outcome.violations))
+}
+
 #[test]
 fn a_throwing_widget_fails_with_the_js_error_its_place_and_the_message() {
     let outcome = run_scenario(&happy_path(), widget("sim/tests/widgets/throwing")).expect("run");
-    let v = outcome
-        .violations
-        .iter()
-        .find(|v| v.property == Property::WidgetRuns)
-        .unwrap_or_else(|| panic!("no widget-runs violation: {:?}", outcome.violations));
-    let text = v.to_string();
+    let text = first_widget_error(&outcome);
     assert!(text.contains("TypeError"), "{text}");
     assert!(text.contains("while handling message fv-1-m1"), "{text}");
     assert!(
@@ -124,23 +137,13 @@ fn a_silent_widget_is_caught_by_the_liveness_invariant() {
         "{:?}",
         outcome.violations
     );
-    assert!(
-        !outcome
-            .violations
-            .iter()
-            .any(|v| v.property == Property::WidgetRuns)
-    );
+    assert!(widget_errors(&outcome).is_empty());
 }
 
 #[test]
 fn a_looping_widget_is_stopped_by_the_instruction_budget() {
     let outcome = run_scenario(&happy_path(), widget("sim/tests/widgets/looping")).expect("run");
-    let v = outcome
-        .violations
-        .iter()
-        .find(|v| v.property == Property::WidgetRuns)
-        .unwrap_or_else(|| panic!("no widget-runs violation: {:?}", outcome.violations));
-    let text = v.to_string();
+    let text = first_widget_error(&outcome);
     assert!(text.contains("instruction budget exhausted"), "{text}");
     assert!(text.contains("an EventSource event"), "{text}");
     assert!(text.contains("fv-1-m1"), "{text}");
@@ -155,12 +158,7 @@ fn a_widget_that_does_not_parse_fails_every_session_and_the_run_ends() {
     // Before the page had a way out, a widget that never loaded left its session
     // waiting for a config that could not come: the run hung.
     let outcome = run_scenario(&happy_path(), widget("sim/tests/widgets/unparsable")).expect("run");
-    let failed: Vec<String> = outcome
-        .violations
-        .iter()
-        .filter(|v| v.property == Property::WidgetRuns)
-        .map(ToString::to_string)
-        .collect();
+    let failed = widget_errors(&outcome);
     assert_eq!(failed.len(), outcome.sessions.len(), "{failed:?}");
     for text in &failed {
         assert!(text.contains("SyntaxError"), "{text}");
