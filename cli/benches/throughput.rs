@@ -13,6 +13,10 @@ use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
 
+/// The binary's allocator (`src/main.rs`), so this bench measures what `picasso-sim` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn widget(dir: &str) -> Policy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     Policy::Js(picasso_simulator::widget::js::register(&path).expect("widget"))
