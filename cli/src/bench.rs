@@ -2,14 +2,19 @@
 //!
 //! For `bedrock` and `gateway` the server is a child process (`picasso-sim serve`, on
 //! free loopback ports) and this process is only the clients, so the server's CPU and
-//! memory are its own (`/proc/<pid>`). The streams start at once (a burst), each an
+//! memory are its own (`/proc/<pid>`). The clients are raw HTTP/1.1 and time every frame
+//! by the kernel's receive timestamp (`meter`), so a client late to read does not count
+//! against the server. The streams start at once (a burst), each an
 //! answer of `--tokens` text deltas of 4 characters, `--gap-ms` before each. Reported:
 //! time to first token (over the scripted gap), the pacing error of every later gap
 //! (|arrival gap − scripted gap|), server CPU seconds per 1,000 frames, server peak RSS,
 //! streams held. `sim` runs the simulator in this process on one thread: simulated
 //! messages per second with the corrected policy.
 
+mod meter;
+
 use super::Status;
+use meter::Connection;
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -252,8 +257,8 @@ fn start_serve(args: &BenchArgs, dir: &std::path::Path) -> Result<(ServedChild, 
 /// One stream's arrival times of its text deltas.
 #[derive(Debug, Default)]
 struct Arrivals {
-    sent: Option<Instant>,
-    tokens: Vec<Instant>,
+    sent: Option<meter::Nanos>,
+    tokens: Vec<meter::Nanos>,
 }
 
 /// Runs the burst against a served world and measures it.
@@ -267,38 +272,50 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    // A burst is that many clients, each on its own connection; rounds of one stream
-    // are one client making requests in a row, on one kept-alive connection, as a
-    // browser's EventSource reuses an idle connection to the same origin.
-    let keep_alive = if args.streams == 1 { 1 } else { 0 };
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(keep_alive)
-        .build()
-        .map_err(|e| e.to_string())?;
+    meter::kernel_timestamps().map_err(|e| format!("kernel receive timestamps: {e}"))?;
+    let unstamped_before = meter::UNSTAMPED_READS.load(std::sync::atomic::Ordering::Relaxed);
     let cpu_before = cpu_seconds(pid)?;
     let target = args.target;
     let streams = args.streams;
     let started = Instant::now();
     let rounds = args.rounds.max(1);
+    // A burst is that many clients, each on a connection of its own; with rounds, each
+    // client makes its requests in a row on its one kept-alive connection, as a
+    // browser's EventSource reuses an idle connection to the same origin.
     let arrivals: Vec<Arrivals> = runtime.block_on(async {
-        let mut out = Vec::with_capacity(streams * rounds);
-        for round in 0..rounds {
-            let tasks: Vec<_> = (0..streams)
-                .map(|i| {
-                    let client = client.clone();
-                    let i = round * streams + i;
-                    tokio::spawn(async move {
-                        match target {
-                            Target::Bedrock => bedrock_stream(&client, bedrock, i).await,
-                            _ => gateway_stream(&client, gateway, i).await,
+        let port = match target {
+            Target::Bedrock => bedrock,
+            _ => gateway,
+        };
+        let clients: Vec<_> = (0..streams)
+            .map(|i| {
+                tokio::spawn(async move {
+                    let mut out = Vec::with_capacity(rounds);
+                    // The first request's time to first token counts from before its
+                    // connection was opened, as a page's first request waits for it.
+                    let opening = meter::now();
+                    let mut conn = Connection::open(port).await.ok();
+                    for round in 0..rounds {
+                        let n = round * streams + i;
+                        let mut a = match conn.as_mut() {
+                            None => Arrivals::default(),
+                            Some(c) if target == Target::Bedrock => {
+                                bedrock_stream(c, port, n).await
+                            }
+                            Some(c) => gateway_stream(c, port, n).await,
+                        };
+                        if round == 0 {
+                            a.sent = a.sent.map(|_| opening);
                         }
-                    })
+                        out.push(a);
+                    }
+                    out
                 })
-                .collect();
-            for t in tasks {
-                out.push(t.await.unwrap_or_default());
-            }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(streams * rounds);
+        for c in clients {
+            out.extend(c.await.unwrap_or_default());
         }
         out
     });
@@ -317,10 +334,10 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         frames += a.tokens.len();
         complete += usize::from(a.tokens.len() == args.tokens);
         if let (Some(sent), Some(first)) = (a.sent, a.tokens.first()) {
-            ttft.push(first.duration_since(sent).as_secs_f64() * 1000.0 - gap);
+            ttft.push(meter::ms(sent, *first) - gap);
         }
         for w in a.tokens.windows(2) {
-            let g = w[1].duration_since(w[0]).as_secs_f64() * 1000.0;
+            let g = meter::ms(w[0], w[1]);
             errors.push((g - gap).abs());
         }
     }
@@ -349,76 +366,67 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         "pacing_error_ms_p99": q(&mut errors, 0.99),
         "server_cpu_s_per_1000_frames": round(cpu / (frames.max(1) as f64) * 1000.0, 4),
         "server_peak_rss_mib": rss,
+        // Reads stamped in user space because the kernel gave no time (expected: 0).
+        "client_reads_without_kernel_time": meter::UNSTAMPED_READS.load(std::sync::atomic::Ordering::Relaxed) - unstamped_before,
     }))
 }
 
-/// One ConverseStream call; the arrival time of each `contentBlockDelta` frame (the
-/// event-stream prelude's total length splits the frames).
-async fn bedrock_stream(client: &reqwest::Client, port: u16, i: usize) -> Arrivals {
-    use futures_util::StreamExt;
-    let mut a = Arrivals::default();
-    let url = format!(
-        "http://127.0.0.1:{port}/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+/// One ConverseStream call on `conn`; the kernel receive time of each
+/// `contentBlockDelta` frame (the event-stream prelude's total length splits the frames).
+async fn bedrock_stream(conn: &mut Connection, port: u16, i: usize) -> Arrivals {
+    let body = json!({"messages": [{"role": "user", "content": [{"text": format!("bench {i}")}]}]})
+        .to_string();
+    let request = format!(
+        "POST /model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream HTTP/1.1\r\n\
+         host: 127.0.0.1:{port}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     );
-    let body = json!({"messages": [{"role": "user", "content": [{"text": format!("bench {i}")}]}]});
-    a.sent = Some(Instant::now());
-    let Ok(response) = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-    else {
-        return a;
-    };
-    let mut stream = response.bytes_stream();
+    let mut a = Arrivals::default();
     let mut buf: Vec<u8> = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let now = Instant::now();
-        buf.extend_from_slice(&chunk);
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len < 16 || buf.len() < len {
-                break;
+    let exchange = conn
+        .exchange(request.as_bytes(), |at, bytes| {
+            buf.extend_from_slice(bytes);
+            while buf.len() >= 4 {
+                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if len < 16 || buf.len() < len {
+                    break;
+                }
+                let frame: Vec<u8> = buf.drain(..len).collect();
+                if contains(&frame, b"contentBlockDelta") {
+                    a.tokens.push(at);
+                }
             }
-            let frame: Vec<u8> = buf.drain(..len).collect();
-            if frame.windows(17).any(|w| w == b"contentBlockDelta") {
-                a.tokens.push(now);
-            }
-        }
-    }
+        })
+        .await;
+    a.sent = exchange.ok().filter(|e| e.status == 200).map(|e| e.sent);
     a
 }
 
-/// One stream through the gateway; the arrival time of each text frame.
-async fn gateway_stream(client: &reqwest::Client, port: u16, i: usize) -> Arrivals {
-    use futures_util::StreamExt;
-    let mut a = Arrivals::default();
-    let url = format!(
-        "http://127.0.0.1:{port}/?tenant_hash=fo85e6a06dcdf4&user_input=bench+{i}&session_id=b{i}&message_id=m{i}"
+/// One stream through the gateway on `conn`; the kernel receive time of each text frame.
+async fn gateway_stream(conn: &mut Connection, port: u16, i: usize) -> Arrivals {
+    let request = format!(
+        "GET /?tenant_hash=fo85e6a06dcdf4&user_input=bench+{i}&session_id=b{i}&message_id=m{i} HTTP/1.1\r\n\
+         host: 127.0.0.1:{port}\r\naccept: text/event-stream\r\n\r\n"
     );
-    a.sent = Some(Instant::now());
-    let Ok(response) = client
-        .get(url)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-    else {
-        return a;
-    };
-    let mut stream = response.bytes_stream();
-    let mut buf = String::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let now = Instant::now();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if frame.contains(r#""type": "text""#) {
-                a.tokens.push(now);
+    let mut a = Arrivals::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let exchange = conn
+        .exchange(request.as_bytes(), |at, bytes| {
+            buf.extend_from_slice(bytes);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                if contains(&frame, br#""type": "text""#) {
+                    a.tokens.push(at);
+                }
             }
-        }
-    }
+        })
+        .await;
+    a.sent = exchange.ok().filter(|e| e.status == 200).map(|e| e.sent);
     a
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A flag value as the command line spells it.
