@@ -33,11 +33,15 @@ fn served_targets_measure_every_stream_through_a_child_server() {
             "ttft_over_script_ms_p99",
             "pacing_error_ms_p50",
             "pacing_error_ms_p99",
+            "bunched_gaps_pct",
             "server_cpu_s_per_1000_frames",
+            "server_page_faults_per_1000_frames",
             "server_peak_rss_mib",
         ] {
             assert!(v[key].is_number(), "{key}: {v}");
         }
+        // Every frame was timed by the kernel's receive timestamp, none in user space.
+        assert_eq!(v["client_reads_without_kernel_time"], 0, "{v}");
         assert!(v["server_peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");
     }
 }
