@@ -77,6 +77,18 @@
       this.origin = (init && init.origin) || '';
     }
   }
+  // A MessageEvent as the constructor makes it, fields in the same order (so the same
+  // shape), without the constructor chain and its init object: one is made per frame.
+  const messageEvent = (type, data, lastEventId) => {
+    const ev = Object.create(MessageEvent.prototype);
+    ev.type = type;
+    ev.target = null;
+    ev.currentTarget = null;
+    ev.data = data;
+    ev.lastEventId = lastEventId;
+    ev.origin = '';
+    return ev;
+  };
   // The handler attribute of the event types a page sees most, without a string
   // concatenation per event.
   const HANDLER_ATTRIBUTE = Object.assign(Object.create(null), {
@@ -104,14 +116,15 @@
     dispatchEvent(ev) {
       ev.target = this;
       ev.currentTarget = this;
-      const handler = this[HANDLER_ATTRIBUTE[ev.type] || 'on' + ev.type];
+      const attribute = HANDLER_ATTRIBUTE[ev.type] || 'on' + ev.type;
       // Handler attributes run where they were first set; in practice widgets use one or
       // the other, so the attribute runs first, then the listeners in order (a copy, so
       // a listener added or removed during dispatch does not change this one).
       const listeners = this._listeners.get(ev.type);
-      if (typeof handler === 'function') {
+      if (typeof this[attribute] === 'function') {
         try {
-          handler.call(this, ev);
+          // Called as a method: `this` is the target, without `Function.prototype.call`.
+          this[attribute](ev);
         } catch (e) {
           reportError(e);
         }
@@ -348,8 +361,7 @@
       if (!es) return;
       // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
       // named event has no such attribute unless a script set one.
-      const ev = isMessage ? new MessageEvent(type, { data, lastEventId, origin: '' }) : new Event(type);
-      es.dispatchEvent(ev);
+      es.dispatchEvent(isMessage ? messageEvent(type, data, lastEventId) : new Event(type));
     },
     fetched(id, status, headers, body) {
       const f = fetches.get(id);
