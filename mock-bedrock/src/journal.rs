@@ -9,6 +9,7 @@
 use crate::operations::Operation;
 use picasso_core::scenario::Caller;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One request as the mock saw it.
@@ -89,6 +90,10 @@ struct Inner {
     /// Bumped by `clear`, so guards of requests from before a reset write nothing.
     epoch: u64,
     entries: Vec<JournalEntry>,
+    /// Each entry's `tokens_sent`, counted by its guard without the lock (a token is
+    /// the journal's most frequent change: one per frame of every stream); read into
+    /// the entries when they are copied out.
+    tokens: Vec<Arc<AtomicU32>>,
 }
 
 impl Journal {
@@ -106,12 +111,15 @@ impl Journal {
         let mut inner = self.lock();
         let entry = make(inner.entries.len() as u64 + 1);
         let request_id = entry.request_id.clone();
+        let tokens = Arc::new(AtomicU32::new(entry.tokens_sent));
         inner.entries.push(entry);
+        inner.tokens.push(Arc::clone(&tokens));
         EntryGuard {
             journal: Arc::clone(self),
             epoch: inner.epoch,
             index: inner.entries.len() - 1,
             request_id,
+            tokens,
             finished: false,
         }
         .notified()
@@ -134,7 +142,12 @@ impl Journal {
 
     /// A copy of every entry, in arrival order.
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
-        self.lock().entries.clone()
+        let inner = self.lock();
+        let mut entries = inner.entries.clone();
+        for (entry, tokens) in entries.iter_mut().zip(&inner.tokens) {
+            entry.tokens_sent = tokens.load(Ordering::Relaxed);
+        }
+        entries
     }
 
     /// Forgets every entry; the numbering starts again at 1.
@@ -142,6 +155,7 @@ impl Journal {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
+        inner.tokens.clear();
         drop(inner);
         self.notify();
     }
@@ -155,6 +169,8 @@ pub(crate) struct EntryGuard {
     epoch: u64,
     index: usize,
     request_id: String,
+    /// This entry's token count (a reset journal no longer reads it).
+    tokens: Arc<AtomicU32>,
     finished: bool,
 }
 
@@ -194,7 +210,8 @@ impl EntryGuard {
 
     /// One more token went out.
     pub(crate) fn token_sent(&self) {
-        self.update(|e| e.tokens_sent += 1);
+        self.tokens.fetch_add(1, Ordering::Relaxed);
+        self.journal.notify();
     }
 
     /// A fault struck.
@@ -264,17 +281,22 @@ mod tests {
     }
 
     #[test]
-    fn a_fault_wins_and_a_reset_detaches_old_guards() {
+    fn a_fault_wins_and_a_reset_detaches_old_guards_and_their_tokens() {
         let journal = Arc::new(Journal::default());
         let guard = journal.record(entry);
         guard.fault("bedrock/stall".into());
         journal.clear();
-        let _fresh = journal.record(entry);
+        let fresh = journal.record(entry);
+        fresh.token_sent();
+        // The old request's tokens (counted without the lock) do not land on the new one.
+        guard.token_sent();
+        guard.token_sent();
         drop(guard);
         let entries = journal.entries();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].seq, 1);
         assert_eq!(entries[0].outcome, Outcome::InProgress);
+        assert_eq!(entries[0].tokens_sent, 1);
     }
 
     #[test]
