@@ -370,6 +370,13 @@ impl Page {
         lock(&self.state).timers.len()
     }
 
+    /// `EventSource`s the page still keeps state for: not CLOSED, or CLOSED with events
+    /// still to dispatch. A source closed for good is forgotten, so a long session does
+    /// not carry one per message it ever streamed.
+    pub fn tracked_event_sources(&self) -> usize {
+        lock(&self.state).sources.len()
+    }
+
     /// `EventSource`s not CLOSED.
     pub fn open_event_sources(&self) -> usize {
         lock(&self.state)
@@ -503,6 +510,16 @@ impl Page {
             let action = {
                 let mut s = lock(&self.state);
                 let Some(action) = s.sources.get_mut(&es).and_then(EventSource::next_action) else {
+                    // CLOSED is final and nothing is queued: the page keeps no state for a
+                    // source that can do nothing more (a long session opens one per
+                    // message, and every deadline query walks them).
+                    if s.sources
+                        .get(&es)
+                        .is_some_and(|m| m.ready_state() == ReadyState::Closed)
+                    {
+                        s.sources.remove(&es);
+                        s.urls.remove(&es);
+                    }
                     return Ok(());
                 };
                 if let EsAction::Fetch { last_event_id } = action {
@@ -666,6 +683,10 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
         {
             st.out.push(Request::AbortStream { es: id });
         }
+        // Closed by the script: nothing more can happen to it (a dispatch in progress
+        // finds it gone and stops, as a closed source dispatches nothing).
+        st.sources.remove(&id);
+        st.urls.remove(&id);
     });
     let s = state.clone();
     native!("fetch", move |method: String,

@@ -103,6 +103,53 @@ export function createWidget(host) {
 }
 
 #[test]
+fn a_source_closed_for_good_is_forgotten_whoever_closed_it() {
+    let page = open(
+        r#"
+let sources = [];
+export function createWidget(host) {
+  return {
+    send(id) {
+      const es = new EventSource('/s?m=' + id);
+      es.onmessage = (e) => { if (e.data === 'end') es.close(); };
+      es.onerror = () => console.log('error', id, es.readyState);
+      sources.push(es);
+    },
+    states() { console.log('states', sources.map((es) => es.readyState).join(',')); },
+  };
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    for i in 1..=4u32 {
+        page.call_widget("send", &format!("[\"m{i}\"]"))
+            .expect("send");
+        page.deliver_stream_response(i, 200, Some("text/event-stream"))
+            .expect("open");
+    }
+    // Two closed by the script, one by a fatal error (a non-200 reconnect), one open.
+    page.deliver_stream_body(1, b"data: end\n\n")
+        .expect("end 1");
+    page.deliver_stream_body(2, b"data: end\n\ndata: late\n\n")
+        .expect("end 2");
+    page.deliver_stream_end(3).expect("drop 3");
+    page.run_due(3000).expect("reconnect 3");
+    page.deliver_stream_response(3, 500, None).expect("fail 3");
+    assert_eq!(page.tracked_event_sources(), 1);
+    assert_eq!(page.open_event_sources(), 1);
+    // What is left of the forgotten ones is what a page sees of a closed source.
+    page.deliver_stream_body(1, b"data: ignored\n\n")
+        .expect("ignored");
+    page.call_widget("states", "[]").expect("states");
+    let reqs = page.take_requests();
+    assert_eq!(
+        consoles(&reqs),
+        ["error m3 0", "error m3 2", "states 2,2,2,1"]
+    );
+}
+
+#[test]
 fn a_dropped_stream_reconnects_with_last_event_id_unless_closed() {
     let page = open(
         r#"

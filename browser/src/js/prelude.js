@@ -169,6 +169,8 @@
       }
       close() {
         host.esClose(this._id);
+        // No event reaches a closed source: the page lets go of it, as a browser does.
+        sources.delete(this._id);
       }
     }
     EventSource.CONNECTING = 0;
@@ -362,6 +364,8 @@
       // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
       // named event has no such attribute unless a script set one.
       es.dispatchEvent(isMessage ? messageEvent(type, data, lastEventId) : new Event(type));
+      // An `error` that closed the source (a fatal one) is its last event.
+      if (!isMessage && type === 'error' && host.esState(id) === 2) sources.delete(id);
     },
     fetched(id, status, headers, body) {
       const f = fetches.get(id);
