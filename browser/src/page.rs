@@ -36,7 +36,10 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 /// second.
 pub const DEFAULT_BUDGET: u64 = 10_000;
 
-/// Bytes allocated between two runs of QuickJS's cycle collector (its default is 256 KiB).
+/// The heap size at which QuickJS first runs its cycle collector (its default is
+/// 256 KiB). After each run QuickJS sets the next threshold itself, to 1.5 times the heap
+/// the run left (`js_trigger_gc` in quickjs.c), so this only spares the first thousands
+/// of sessions a collection every few realms.
 const GC_THRESHOLD: usize = 64 << 20;
 
 /// What a page asks the outside world to do, or tells it.
@@ -159,9 +162,9 @@ impl Engine {
         // Shared by every page on the runtime: generous, but a runaway allocation stops.
         rt.set_memory_limit(1 << 30);
         rt.set_max_stack_size(1 << 20);
-        // QuickJS frees by reference counting; the cycle collector runs after this many
-        // bytes are allocated and scans every live realm on the runtime, so a low
-        // threshold makes thousands of concurrent sessions pay for each other.
+        // QuickJS frees by reference counting; the cycle collector scans every live
+        // realm on the runtime, so a low first threshold makes thousands of concurrent
+        // sessions pay for each other (later thresholds follow the heap, see above).
         rt.set_gc_threshold(GC_THRESHOLD);
         let (resolver, loader) = source.loader();
         rt.set_loader(resolver, loader);
