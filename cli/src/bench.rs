@@ -8,9 +8,8 @@
 //! answer of `--tokens` text deltas of 4 characters, `--gap-ms` before each. Reported:
 //! time to first token (over the scripted gap), the pacing error of every later gap
 //! (|arrival gap − scripted gap|) and the share of gaps under half the scripted one
-//! (bunched frames), server CPU seconds and minor page faults per 1,000
-//! frames (first-touch memory is a fifth of mock Bedrock's CPU at a burst), server peak RSS,
-//! streams held. `sim` runs the simulator in this process on one thread: simulated
+//! (bunched frames), server CPU seconds and minor page faults per 1,000 frames (a burst's
+//! first touch of new memory shows in both), server peak RSS, streams held. `sim` runs the simulator in this process on one thread: simulated
 //! messages per second with the corrected policy.
 
 mod meter;
@@ -97,9 +96,10 @@ fn print_lines(value: &serde_json::Value) {
     }
 }
 
-/// The simulator's rate on this thread (after one untimed warm-up run), with the corrected policy, under each
-/// transport: the SDK (the default, under the keys this benchmark always had:
-/// `msgs_per_s`, …) and the direct campaign transport (the same keys, `direct_` first).
+/// The simulator's rate on this thread (after one untimed warm-up run), with the
+/// corrected policy, under each transport: the SDK (the default, under the keys this
+/// benchmark always had: `msgs_per_s`, …) and the direct campaign transport (the same
+/// keys, `direct_` first).
 fn sim(args: &BenchArgs) -> Result<serde_json::Value, String> {
     let scenario = picasso_simulator::bench::population(args.streams, args.messages, args.tokens);
     let messages = args.streams * args.messages;

@@ -3,9 +3,8 @@
 //! Each token goes out at its scripted time, measured from the request's arrival
 //! (`sleep_until` a running deadline, so scheduling delays do not add up; a stream that
 //! falls further behind than [`tolerance`] allows moves the rest of its schedule instead
-//! of bursting), with
-//! `tokio::time` (under the simulator's paused clock the same code runs in virtual
-//! time), or, when serving, the sub-millisecond [`Clock::Precise`]. A mid-stream fault replaces the stream's tail at its scripted token.
+//! of bursting), with `tokio::time` (under the simulator's paused clock the same code
+//! runs in virtual time), or, when serving, the sub-millisecond [`Clock::Precise`]. A mid-stream fault replaces the stream's tail at its scripted token.
 //!
 //! The stream is a plain state machine driven by `unfold`: when the client goes away,
 //! hyper drops the body, the machine and its journal guard with it, and the journal
