@@ -100,7 +100,7 @@ pub(crate) struct Connection {
     port: u16,
 }
 
-/// A response's status, and whether it ended cleanly.
+/// When a request went out, and its response's status.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Exchange {
     /// When the request's first byte was handed to the kernel.
