@@ -2,7 +2,7 @@
 //! (`http-serve`) with the gateway's own shutdown steps. On shutdown the accept loop
 //! stops, every running generation ends with an error frame (so open streams get a
 //! final frame and close), and connections finish, within a bounded grace period.
-//! hyper's own bodiless `400`/`414` answers get the contract's `STREAM_003` body.
+//! hyper's own bodiless `400`/`414`/`431` answers get the contract's `STREAM_003` body.
 
 use crate::state::GatewayState;
 use picasso_core::wire::Code;

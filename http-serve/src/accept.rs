@@ -34,7 +34,7 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// hyper's bodiless `400`/`414` get `{"code": code, "message"}` (the gateway's and
+    /// hyper's bodiless `400`/`414`/`431` get `{"code": code, "message"}` (the gateway's and
     /// the Master's contracts); shutdown grace [`SHUTDOWN_GRACE`].
     pub fn json_errors(code: &'static str) -> Edge {
         Edge {

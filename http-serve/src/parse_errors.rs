@@ -1,8 +1,9 @@
 //! hyper's own answers, given the server's error body.
 //!
 //! hyper answers some requests itself, before any router sees them, with an empty
-//! body: a request target over its 65,534-byte cap (`414`) and a request head it cannot
-//! parse (`400`, e.g. a raw byte that is not UTF-8 in the query). The gateway's and the
+//! body: a request target over its 65,534-byte cap (`414`), a request head over its
+//! read buffer's cap of about 400 KB (`431`) and a request head it cannot parse (`400`,
+//! e.g. a raw byte that is not UTF-8 in the query). The gateway's and the
 //! Master's contracts want every refusal to carry `{"code", "message"}`; no tower layer
 //! sees these answers (no request reached a service), so the socket itself is wrapped.
 
@@ -13,8 +14,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// A socket that gives hyper's own bodiless `400` and `414` answers (written when a
-/// request head cannot be parsed, before any router runs) a JSON body
+/// A socket that gives hyper's own bodiless `400`, `414` and `431` answers (written when
+/// a request head cannot be parsed or is too large, before any router runs) a JSON body
 /// `{"code", "message"}` with the server's code. Every other byte passes through
 /// untouched: the routers' refusals always carry a body, so they never look like hyper's.
 #[derive(Debug)]
@@ -66,11 +67,13 @@ impl<S: AsyncWrite + Unpin> ParseErrorBodies<S> {
     }
 }
 
-/// hyper's automatic answer (one whole head, `content-length: 0`, status `400` or
-/// `414`) rewritten with a JSON body carrying `code`; `None` for anything else.
+/// hyper's automatic answer (one whole head, `content-length: 0`, status `400`, `414` or
+/// `431`) rewritten with a JSON body carrying `code`; `None` for anything else.
 fn with_json_body(buf: &[u8], code: &str) -> Option<Bytes> {
     let message = if buf.starts_with(b"HTTP/1.1 414 ") {
         "the URL is longer than the server reads"
+    } else if buf.starts_with(b"HTTP/1.1 431 ") {
+        "the request's headers are larger than the server reads"
     } else if buf.starts_with(b"HTTP/1.1 400 ") {
         "malformed request: the request line or headers cannot be parsed \
          (bytes that are not ASCII must be percent-encoded UTF-8)"
@@ -167,7 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_hypers_bodiless_400_and_414_are_rewritten() {
+    fn only_hypers_bodiless_400_414_and_431_are_rewritten() {
         let hyper_414 = b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         let out = with_json_body(hyper_414, "STREAM_003").unwrap();
         let text = std::str::from_utf8(&out).unwrap();
@@ -181,6 +184,8 @@ mod tests {
         let hyper_400 =
             b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
         assert!(with_json_body(hyper_400, "STREAM_003").is_some());
+        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert!(with_json_body(hyper_431, "INVALID_REQUEST").is_some());
         for other in [
             &b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"[..],
             b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 68\r\n\r\n",

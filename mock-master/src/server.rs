@@ -1,6 +1,6 @@
 //! Serving the Master on a socket, with graceful shutdown: the shared socket side
 //! (`http-serve`), so a `drop` fault closes the connection with no answer at all and
-//! hyper's own bodiless `400`/`414` answers get an `INVALID_REQUEST` JSON body.
+//! hyper's own bodiless `400`/`414`/`431` answers get an `INVALID_REQUEST` JSON body.
 
 use crate::state::MasterState;
 use axum::Router;
