@@ -1,13 +1,17 @@
 //! What the browser's network stack decides before a page sees a response: the CORS
-//! check, which response headers a cross-origin page may read, and the keep-alive
-//! connection a request reuses (`widget-and-determinism.md` §B.2).
+//! check, the preflight a cross-origin request with a JSON body needs first, which
+//! response headers a cross-origin page may read, and the keep-alive connection a
+//! request reuses (`widget-and-determinism.md` §B.2).
 //!
 //! The driver calls these so that a widget, Rust or JavaScript, learns only what a page
 //! in Chromium would: a response that fails CORS is a network error with no status, and
 //! of its headers only the CORS-safelisted ones and those the server exposes.
 
 use http::HeaderMap;
-use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, RETRY_AFTER};
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
+    ACCESS_CONTROL_MAX_AGE, RETRY_AFTER,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -46,6 +50,43 @@ pub fn exposed(origin: Option<&str>, headers: &HeaderMap, name: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|h| h == "*" || h.eq_ignore_ascii_case(name))
+}
+
+/// How long a preflight answer is cached when it names no `Access-Control-Max-Age`
+/// (the Fetch standard's default).
+pub const PREFLIGHT_DEFAULT_MAX_AGE_S: u64 = 5;
+
+/// The longest Chromium caches a preflight answer, whatever `Access-Control-Max-Age` says.
+pub const PREFLIGHT_MAX_AGE_CAP_S: u64 = 7_200;
+
+/// The preflight of a cross-origin `POST` with `Content-Type: application/json` (not a
+/// CORS-safelisted value, so the browser asks first): whether its answer lets the
+/// request go, and if so for how many milliseconds the answer is cached. The answer
+/// must be an ok status (2xx), pass the CORS check, and list `content-type` (or `*`) in
+/// `Access-Control-Allow-Headers`; `POST` itself is a CORS-safelisted method and needs
+/// no `Access-Control-Allow-Methods`. A refused preflight is a network error for the
+/// page, and the request itself is never sent.
+pub fn json_post_preflight(origin: &str, status: u16, headers: &HeaderMap) -> Option<u64> {
+    if !(200..300).contains(&status) || !cors_allows(Some(origin), headers) {
+        return None;
+    }
+    let allows_content_type = headers
+        .get_all(ACCESS_CONTROL_ALLOW_HEADERS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|h| h == "*" || h.eq_ignore_ascii_case("content-type"));
+    if !allows_content_type {
+        return None;
+    }
+    let max_age_s = headers
+        .get(ACCESS_CONTROL_MAX_AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(PREFLIGHT_DEFAULT_MAX_AGE_S)
+        .min(PREFLIGHT_MAX_AGE_CAP_S);
+    Some(max_age_s * 1000)
 }
 
 /// `Retry-After` in ms, when present, in seconds, and readable by the page.
@@ -120,6 +161,37 @@ mod tests {
         ]);
         assert_eq!(retry_after_ms(page, &exposed), Some(7000));
         assert!(super::exposed(page, &plain, "content-type"));
+    }
+
+    #[test]
+    fn a_json_post_goes_only_after_a_preflight_that_allows_it() {
+        let page = "https://a.example";
+        let granted = headers(&[
+            ("access-control-allow-origin", "https://a.example"),
+            ("access-control-allow-headers", "X-Other, Content-Type"),
+            ("access-control-max-age", "600"),
+        ]);
+        assert_eq!(json_post_preflight(page, 204, &granted), Some(600_000));
+        // Not an ok status, another origin, or no `content-type` granted: refused.
+        assert_eq!(json_post_preflight(page, 403, &granted), None);
+        assert_eq!(
+            json_post_preflight("https://b.example", 204, &granted),
+            None
+        );
+        let no_headers = headers(&[("access-control-allow-origin", "https://a.example")]);
+        assert_eq!(json_post_preflight(page, 204, &no_headers), None);
+        // A wildcard grants it; no max-age is 5 s; Chromium caps a long one at 2 h.
+        let wildcard = headers(&[
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-headers", "*"),
+        ]);
+        assert_eq!(json_post_preflight(page, 200, &wildcard), Some(5_000));
+        let long = headers(&[
+            ("access-control-allow-origin", "https://a.example"),
+            ("access-control-allow-headers", "content-type"),
+            ("access-control-max-age", "86400"),
+        ]);
+        assert_eq!(json_post_preflight(page, 204, &long), Some(7_200_000));
     }
 
     #[test]

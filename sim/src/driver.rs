@@ -191,6 +191,9 @@ struct SessionRun {
     posts: BTreeMap<ReqId, AbortHandle>,
     /// Idle keep-alive connections to the gateway.
     keep_alive: crate::netstack::KeepAlive,
+    /// Until when (virtual ms) the page's browser holds a granted preflight for the chat
+    /// POST (its preflight cache), if it holds one.
+    preflight_until: Arc<Mutex<Option<u64>>>,
 }
 
 /// Runs one session to the page closing.
@@ -226,6 +229,7 @@ pub(crate) async fn run_session(
         conns: BTreeMap::new(),
         posts: BTreeMap::new(),
         keep_alive: Default::default(),
+        preflight_until: Default::default(),
     };
     let sid = session.id.clone();
     line(
@@ -568,7 +572,23 @@ impl SessionRun {
         let origin = self.origin.clone();
         let master = self.world.master_router.clone();
         let tx = self.tx.clone();
+        let preflight_until = self.preflight_until.clone();
         let handle = tokio::spawn(async move {
+            // A cross-origin page's JSON POST waits for its preflight, as in a browser;
+            // a refused one is a network error, and the POST never leaves the page.
+            if let Some(origin) = origin.as_deref()
+                && let Err(why) = preflight(&master, origin, &preflight_until, &log).await
+            {
+                line(
+                    &log,
+                    &who,
+                    &format!(
+                        "POST #{req}: preflight {why}, blocked by CORS: the page sees a network error and the POST is not sent"
+                    ),
+                );
+                let _ = tx.send(Input::PostNetworkError { req });
+                return;
+            }
             let input = match call(&master, request).await {
                 Ok((status, headers, _))
                     if !crate::netstack::cors_allows(origin.as_deref(), &headers) =>
@@ -634,6 +654,41 @@ impl Drop for EndGuard {
 struct Page {
     origin: Option<String>,
     keep_alive: crate::netstack::KeepAlive,
+}
+
+/// The chat POST's preflight, unless the page's browser still holds a granted one:
+/// `OPTIONS` with the page's origin, asking for `POST` with `content-type`. A granted
+/// answer is cached for its `Access-Control-Max-Age` (virtual time); a refusal says why.
+/// Granted preflights are not written to the transcript (they change nothing a page or a
+/// server does).
+async fn preflight(
+    master: &Router,
+    origin: &str,
+    until: &Mutex<Option<u64>>,
+    log: &SharedLog,
+) -> Result<(), String> {
+    let now = now_ms(log);
+    let held = |u: &Mutex<Option<u64>>| {
+        u.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| now < t)
+    };
+    if held(until) {
+        return Ok(());
+    }
+    let request = http::Request::options("/Master_Function?action=chat")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty());
+    let (status, headers, _) = call(master, request).await?;
+    match crate::netstack::json_post_preflight(origin, status, &headers) {
+        Some(max_age_ms) => {
+            *until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + max_age_ms);
+            Ok(())
+        }
+        None => Err(format!("→ {status}")),
+    }
 }
 
 /// One request to a router, the whole body read: status, headers, body.
