@@ -69,6 +69,63 @@ export function createWidget(host) {
     assert_eq!(consoles(&page.take_requests()), ["send m1 hi true"]);
 }
 
+/// The page's local time is UTC whatever the machine's zone, so a widget that shows a
+/// time prints the same bytes on a laptop and in CI. The check runs in a child process
+/// (this same test binary) whose `TZ` is five and a half hours east of UTC.
+#[test]
+fn local_time_is_utc_whatever_the_machine_zone() {
+    if std::env::var_os("PICASSO_TZ_CHILD").is_some() {
+        return local_time_check();
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["local_time_is_utc_whatever_the_machine_zone", "--exact"])
+        .env("TZ", "IST-5:30")
+        .env("PICASSO_TZ_CHILD", "1")
+        .output()
+        .expect("the child runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+fn local_time_check() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  const d = new Date(2026, 0, 1, 12, 30, 5);
+  console.log(d.toISOString(), d.getHours(), d.getTimezoneOffset());
+  console.log(d.toString());
+  console.log(d.toLocaleString());
+  console.log(new Date('2026-01-01T10:00').toISOString(), new Date('2026-01-01').toISOString());
+  console.log(new Date(Date.parse('Jan 1, 2026 10:00:00')).toISOString());
+  console.log(new Date('2026-01-01T10:00:00+02:00').toISOString());
+  const e = new Date(0); e.setHours(23); console.log(e.toISOString());
+  console.log(String(new Date(NaN)));
+  return {};
+}
+"#,
+        false,
+    )
+    .expect("loads");
+    assert_eq!(
+        consoles(&page.take_requests()),
+        [
+            "2026-01-01T12:30:05.000Z 12 0",
+            "Thu Jan 01 2026 12:30:05 GMT+0000 (Coordinated Universal Time)",
+            "1/1/2026, 12:30:05 PM",
+            "2026-01-01T10:00:00.000Z 2026-01-01T00:00:00.000Z",
+            "2026-01-01T10:00:00.000Z",
+            "2026-01-01T08:00:00.000Z",
+            "1970-01-01T23:00:00.000Z",
+            "Invalid Date",
+        ]
+    );
+}
+
 #[test]
 fn event_source_events_come_from_the_model_and_close_stops_the_chunk() {
     let page = open(

@@ -26,16 +26,69 @@
 
   // Virtual clock and seeded randomness: no wall time, no entropy leaks in.
   Math.random = () => host.random();
+  // The page's time zone is UTC, whatever the machine's: QuickJS's local time follows
+  // the process's `TZ`, so a widget that shows "12:03 PM" would print other bytes on a
+  // developer's laptop than in CI. Every local-time view of a date is its UTC one.
   const RealDate = Date;
+  // A date string that names no zone is local time, so UTC here: an ISO date-time
+  // without an offset gets one; another form ("Jan 1, 2026 10:00") is parsed in the
+  // machine's zone by QuickJS, then moved back by that zone's offset.
+  const parseUtc = (text) => {
+    const s = String(text);
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s)) return RealDate.parse(s + 'Z');
+    const t = RealDate.parse(s);
+    if (Number.isNaN(t) || /^\d{4}(-\d{2}(-\d{2})?)?(T.*)?$/.test(s) || /Z$|GMT|UTC|[+-]\d{2}:?\d{2}$/i.test(s.trim())) return t;
+    return t - RealDate.prototype.getTimezoneOffset.call(new RealDate(t)) * 60000;
+  };
   class VirtualDate extends RealDate {
     constructor(...args) {
       if (args.length === 0) super(host.now());
-      else super(...args);
+      else if (args.length === 1) super(typeof args[0] === 'string' ? parseUtc(args[0]) : args[0]);
+      // Components are local time: UTC here.
+      else super(RealDate.UTC(...args));
     }
     static now() {
       return host.now();
     }
+    static parse(text) {
+      return parseUtc(text);
+    }
   }
+  const proto = VirtualDate.prototype;
+  const real = RealDate.prototype;
+  for (const part of ['FullYear', 'Month', 'Date', 'Day', 'Hours', 'Minutes', 'Seconds', 'Milliseconds']) {
+    proto['get' + part] = real['getUTC' + part];
+    if (part !== 'Day') proto['set' + part] = real['setUTC' + part];
+  }
+  proto.getTimezoneOffset = () => 0;
+  const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  const valid = (d) => !Number.isNaN(d.getTime());
+  proto.toDateString = function () {
+    if (!valid(this)) return 'Invalid Date';
+    return `${DAYS[this.getUTCDay()]} ${MONTHS[this.getUTCMonth()]} ${pad(this.getUTCDate())} ${pad(this.getUTCFullYear(), 4)}`;
+  };
+  proto.toTimeString = function () {
+    if (!valid(this)) return 'Invalid Date';
+    return `${pad(this.getUTCHours())}:${pad(this.getUTCMinutes())}:${pad(this.getUTCSeconds())} GMT+0000 (Coordinated Universal Time)`;
+  };
+  proto.toString = function () {
+    return valid(this) ? `${this.toDateString()} ${this.toTimeString()}` : 'Invalid Date';
+  };
+  // As en-US formats them (a page's locale is not modelled).
+  proto.toLocaleDateString = function () {
+    if (!valid(this)) return 'Invalid Date';
+    return `${this.getUTCMonth() + 1}/${this.getUTCDate()}/${this.getUTCFullYear()}`;
+  };
+  proto.toLocaleTimeString = function () {
+    if (!valid(this)) return 'Invalid Date';
+    const h = this.getUTCHours();
+    return `${h % 12 === 0 ? 12 : h % 12}:${pad(this.getUTCMinutes())}:${pad(this.getUTCSeconds())} ${h < 12 ? 'AM' : 'PM'}`;
+  };
+  proto.toLocaleString = function () {
+    return valid(this) ? `${this.toLocaleDateString()}, ${this.toLocaleTimeString()}` : 'Invalid Date';
+  };
   global.Date = VirtualDate;
   global.performance = { now: () => host.now() - host.origin() };
 
