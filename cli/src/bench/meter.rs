@@ -392,39 +392,47 @@ mod tests {
         assert!(body.feed(b"zz\r\n", |_| {}).is_err());
     }
 
-    /// The meter's point: a read late by 50 ms still reports when the bytes arrived.
-    /// On this one-thread runtime the client cannot read while another task blocks the
-    /// thread, so the response waits in the socket for at least 50 ms.
+    /// The meter's point: a read made 50 ms after the bytes arrived still reports when
+    /// they arrived. Nothing here depends on how tasks are scheduled: the server (a
+    /// thread of its own) writes each response as soon as the client says it is ready,
+    /// before the client even sends its request, and the client sleeps 50 ms on its own
+    /// thread before it reads.
     #[tokio::test]
     async fn a_late_read_reports_when_the_bytes_arrived_and_a_kept_alive_connection_serves_again() {
-        use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        use std::io::{Read, Write};
+        use std::sync::mpsc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (written, wait) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+        let (ready, go) = mpsc::channel::<()>();
+        let (written, wait) = mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            // As the servers do: no Nagle delay holding a response back for an ACK.
+            s.set_nodelay(true).unwrap();
             for _ in 0..2 {
+                go.recv().unwrap();
+                s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
+                    .unwrap();
+                written.send(()).unwrap();
                 let mut req = Vec::new();
                 while find(&req, b"\r\n\r\n").is_none() {
                     let mut b = [0u8; 256];
-                    let n = s.read(&mut b).await.unwrap();
+                    let n = s.read(&mut b).unwrap();
                     req.extend_from_slice(&b[..n]);
                 }
-                s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
-                    .await
-                    .unwrap();
-                written.send(()).unwrap();
             }
-        });
-        let blocker = tokio::spawn(async move {
-            let mut wait = wait;
-            while wait.recv().await.is_some() {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
+            // Open until the client has read: a FIN arriving with the last response
+            // would lend the read its own, later, time (a read reports the newest
+            // segment it takes).
+            go.recv().unwrap();
         });
         kernel_timestamps().unwrap();
         let mut conn = Connection::open(port).await.unwrap();
         for _ in 0..2 {
+            // Timestamps are on for this socket: the server may answer now.
+            ready.send(()).unwrap();
+            wait.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
             let mut pieces: Vec<(Nanos, Nanos, Vec<u8>)> = Vec::new();
             let ex = conn
                 .exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", |at, b| {
@@ -436,15 +444,21 @@ mod tests {
             let body: Vec<u8> = pieces.iter().flat_map(|(_, _, b)| b.clone()).collect();
             assert_eq!(body, b"onetwo");
             for (at, read, _) in &pieces {
-                assert!(*at >= ex.sent, "received before it was sent");
+                // Arrived before the request went out (the server answered early), and
+                // at least the client's 50 ms sleep before it was read.
                 assert!(
-                    ms(*at, *read) >= 45.0,
+                    *at < ex.sent,
+                    "stamped {} ms after the request was sent",
+                    ms(ex.sent, *at)
+                );
+                assert!(
+                    ms(*at, *read) >= 50.0,
                     "stamped {} ms before the read",
                     ms(*at, *read)
                 );
             }
         }
-        server.await.unwrap();
-        blocker.await.unwrap();
+        ready.send(()).unwrap();
+        server.join().unwrap();
     }
 }
