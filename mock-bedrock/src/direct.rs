@@ -389,11 +389,10 @@ mod tests {
         seen
     }
 
-    /// What the direct path takes, it gives as the SDK sees it: the same items at the
-    /// same virtual times, and the same journal entry.
-    #[tokio::test(start_paused = true)]
-    async fn direct_items_and_journal_match_the_sdk() {
-        let faults = [
+    /// The faults that only move an answer in time: none, a slow first token, a finite
+    /// stall. Both paths must keep the same clock through them.
+    fn timing_faults() -> Vec<Option<Fault>> {
+        vec![
             None,
             Some(Fault::bedrock(FaultKind::SlowFirstToken).delay_ms(2_000)),
             Some(
@@ -401,6 +400,15 @@ mod tests {
                     .after_tokens(2)
                     .delay_ms(5_000),
             ),
+        ]
+    }
+
+    /// What the direct path takes, it gives as the SDK sees it: the same items at the
+    /// same virtual times, and the same journal entry.
+    #[tokio::test(start_paused = true)]
+    async fn direct_items_and_journal_match_the_sdk() {
+        let mut faults = timing_faults();
+        faults.extend([
             Some(Fault::bedrock(FaultKind::Exception).after_tokens(1)),
             Some(
                 Fault::bedrock(FaultKind::Exception)
@@ -412,7 +420,7 @@ mod tests {
                     .after_tokens(0)
                     .exception("modelTimeoutException"),
             ),
-        ];
+        ]);
         for fault in faults {
             let (a, b) = (
                 state(fault.iter().cloned().collect()),
@@ -428,15 +436,7 @@ mod tests {
     /// and the same journal entry.
     #[tokio::test(start_paused = true)]
     async fn direct_whole_answers_match_the_sdk() {
-        let faults = [
-            None,
-            Some(Fault::bedrock(FaultKind::SlowFirstToken).delay_ms(2_000)),
-            Some(
-                Fault::bedrock(FaultKind::Stall)
-                    .after_tokens(2)
-                    .delay_ms(5_000),
-            ),
-        ];
+        let faults = timing_faults();
         let mut master = call();
         master.caller = Caller::Master;
         for fault in faults {

@@ -192,8 +192,8 @@ struct SessionRun {
     /// Idle keep-alive connections to the gateway.
     keep_alive: crate::netstack::KeepAlive,
     /// Until when (virtual ms) the page's browser holds a granted preflight for the chat
-    /// POST (its preflight cache), if it holds one.
-    preflight_until: Arc<Mutex<Option<u64>>>,
+    /// POST (its preflight cache); 0 before the first is granted.
+    preflight_until: Arc<AtomicU64>,
 }
 
 /// Runs one session to the page closing.
@@ -664,16 +664,11 @@ struct Page {
 async fn preflight(
     master: &Router,
     origin: &str,
-    until: &Mutex<Option<u64>>,
+    until: &AtomicU64,
     log: &SharedLog,
 ) -> Result<(), String> {
     let now = now_ms(log);
-    let held = |u: &Mutex<Option<u64>>| {
-        u.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| now < t)
-    };
-    if held(until) {
+    if now < until.load(Ordering::Relaxed) {
         return Ok(());
     }
     let request = http::Request::options("/Master_Function?action=chat")
@@ -684,7 +679,7 @@ async fn preflight(
     let (status, headers, _) = call(master, request).await?;
     match crate::netstack::json_post_preflight(origin, status, &headers) {
         Some(max_age_ms) => {
-            *until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + max_age_ms);
+            until.store(now + max_age_ms, Ordering::Relaxed);
             Ok(())
         }
         None => Err(format!("→ {status}")),

@@ -211,6 +211,17 @@ fn save_failure(name: &str, scenario: &Scenario) -> (PathBuf, String) {
     (path, toml)
 }
 
+/// Saves the shrunk scenario as `name` and fails the test with `what`, the reason and
+/// the scenario (to paste into a file, or replay from the one written).
+fn fail_with(name: &str, what: &str, reason: &dyn std::fmt::Display, scenario: &Scenario) -> ! {
+    let (path, toml) = save_failure(name, scenario);
+    panic!(
+        "{what}:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
+        scenario.seed,
+        path.display()
+    );
+}
+
 /// A shrunk counterexample: the scenario, the properties it breaks on replay, the
 /// failure message the search recorded.
 type Found = Box<(Scenario, BTreeSet<Property>, String)>;
@@ -250,11 +261,11 @@ fn search(policy: Policy, cases: u32) -> Result<(), Found> {
 fn corrected_policy_holds_every_invariant() {
     if let Err(found) = search(Policy::Corrected, cases()) {
         let (scenario, _, reason) = *found;
-        let (path, toml) = save_failure("corrected", &scenario);
-        panic!(
-            "an invariant broke for `corrected`:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
-            scenario.seed,
-            path.display()
+        fail_with(
+            "corrected",
+            "an invariant broke for `corrected`",
+            &reason,
+            &scenario,
         );
     }
 }
@@ -298,12 +309,7 @@ fn direct_transport_gives_the_sdk_transcripts() {
         Ok(())
     });
     if let Err(TestError::Fail(reason, scenario)) = result {
-        let (path, toml) = save_failure("transports", &scenario);
-        panic!(
-            "the transports differ:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
-            scenario.seed,
-            path.display()
-        );
+        fail_with("transports", "the transports differ", &reason, &scenario);
     }
 }
 
@@ -340,12 +346,7 @@ fn js_corrected_widget_holds_every_invariant_and_agrees_with_rust() {
         Ok(())
     });
     if let Err(TestError::Fail(reason, scenario)) = result {
-        let (path, toml) = save_failure("js-corrected", &scenario);
-        panic!(
-            "js-corrected:\n{reason}\n\nminimal scenario (seed {}), written to {}:\n{toml}",
-            scenario.seed,
-            path.display()
-        );
+        fail_with("js-corrected", "js-corrected", &reason, &scenario);
     }
 }
 

@@ -17,7 +17,7 @@
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 use nix::sys::time::TimeSpec;
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,21 +45,8 @@ pub(crate) fn kernel_timestamps() -> io::Result<()> {
     let me = socket.local_addr()?;
     for _ in 0..1_000 {
         socket.send_to(b"?", me)?;
-        let mut byte = [0u8; 1];
-        let mut iov = [IoSliceMut::new(&mut byte)];
-        let mut control = nix::cmsg_space!(TimeSpec);
-        let msg = recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut control),
-            MsgFlags::empty(),
-        )
-        .map_err(io::Error::from)?;
-        let stamped = msg
-            .cmsgs()
-            .map_err(io::Error::from)?
-            .any(|c| matches!(c, ControlMessageOwned::ScmTimestampns(_)));
-        if stamped {
+        let (_, at) = recv_stamped(socket.as_raw_fd(), &mut [0u8; 1], MsgFlags::empty())?;
+        if at.is_some() {
             let _ = KEEP.set(socket);
             return Ok(());
         }
@@ -68,6 +55,21 @@ pub(crate) fn kernel_timestamps() -> io::Result<()> {
     Err(io::Error::other(
         "the kernel never stamped a received packet (SO_TIMESTAMPNS)",
     ))
+}
+
+/// One `recvmsg` into `buf`: the bytes read, and the kernel's receive time of what they
+/// came in, if it gave one.
+fn recv_stamped(fd: RawFd, buf: &mut [u8], flags: MsgFlags) -> io::Result<(usize, Option<Nanos>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut control = nix::cmsg_space!(TimeSpec);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), flags).map_err(io::Error::from)?;
+    let at = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(ts) => {
+            Some(ts.tv_sec() as Nanos * 1_000_000_000 + ts.tv_nsec() as Nanos)
+        }
+        _ => None,
+    });
+    Ok((msg.bytes, at))
 }
 
 /// Nanoseconds since the Unix epoch on the realtime clock: the kernel timestamps' clock.
@@ -209,17 +211,7 @@ impl Connection {
         loop {
             self.stream.readable().await?;
             let read = self.stream.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(chunk)];
-                let mut control = nix::cmsg_space!(TimeSpec);
-                let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)
-                    .map_err(io::Error::from)?;
-                let at = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => {
-                        Some(ts.tv_sec() as Nanos * 1_000_000_000 + ts.tv_nsec() as Nanos)
-                    }
-                    _ => None,
-                });
-                Ok((msg.bytes, at))
+                recv_stamped(fd, chunk, MsgFlags::MSG_DONTWAIT)
             });
             match read {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
