@@ -17,6 +17,8 @@ use crate::modules::WidgetSource;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rquickjs::context::intrinsic;
+use rquickjs::convert::Coerced;
+use rquickjs::function::Rest;
 use rquickjs::{Context, Ctx, Function, Object, Runtime, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -333,9 +335,7 @@ impl Page {
     /// rejected promise fails the page.
     pub fn call_widget(&self, method: &str, args_json: &str) -> Result<(), PageError> {
         self.task(&format!("widget.{method}()"), |ctx| {
-            ctx.globals()
-                .get::<_, Function>("__callWidget")?
-                .call::<_, ()>((method, args_json))
+            hook(ctx, "__callWidget")?.call::<_, ()>((method, args_json))
         })?;
         self.check()
     }
@@ -425,7 +425,7 @@ impl Page {
                 }
                 Some((true, id)) => {
                     lock(&self.state).timers.remove(&id);
-                    self.task("a timer", |ctx| page_fn(ctx, "timer")?.call::<_, ()>((id,)))?;
+                    self.task("a timer", |ctx| hook(ctx, "__timer")?.call::<_, ()>((id,)))?;
                 }
                 Some((false, es)) => {
                     let mut s = lock(&self.state);
@@ -483,14 +483,14 @@ impl Page {
         let headers_json = serde_json::to_string(headers).unwrap_or_else(|_| "{}".into());
         self.task("a fetch response", |ctx| {
             let headers: Value = ctx.json_parse(headers_json)?;
-            page_fn(ctx, "fetched")?.call::<_, ()>((id, status, headers, body))
+            hook(ctx, "__fetched")?.call::<_, ()>((id, status, headers, body))
         })
     }
 
     /// A fetch failed (network error, CORS): the promise rejects with a `TypeError`.
     pub fn deliver_fetch_failure(&self, id: u32, message: &str) -> Result<(), PageError> {
         self.task("a fetch failure", |ctx| {
-            page_fn(ctx, "fetchFailed")?.call::<_, ()>((id, message))
+            hook(ctx, "__fetchFailed")?.call::<_, ()>((id, message))
         })
     }
 
@@ -536,19 +536,28 @@ impl Page {
                 }
                 action
             };
-            // (is a MessageEvent, type, data, lastEventId)
+            // (is a MessageEvent, type, data, lastEventId); a message's type is left out
+            // (`null`) when it is `message`, the prelude's default: no string to make.
             let (message, kind, data, id) = match action {
-                EsAction::Open => (false, "open".to_owned(), String::new(), String::new()),
-                EsAction::Error { .. } => (false, "error".to_owned(), String::new(), String::new()),
+                EsAction::Open => (false, Some("open".to_owned()), String::new(), String::new()),
+                EsAction::Error { .. } => (
+                    false,
+                    Some("error".to_owned()),
+                    String::new(),
+                    String::new(),
+                ),
                 EsAction::Message {
                     event_type,
                     data,
                     last_event_id,
-                } => (true, event_type, data, last_event_id),
+                } => {
+                    let kind = (event_type != "message").then_some(event_type);
+                    (true, kind, data, last_event_id)
+                }
                 EsAction::Fetch { .. } => continue,
             };
             self.task("an EventSource event", |ctx| {
-                page_fn(ctx, "es")?.call::<_, ()>((es, message, kind, data, id))
+                hook(ctx, "__es")?.call::<_, ()>((es, message, kind, data, id))
             })?;
         }
     }
@@ -594,8 +603,10 @@ impl Page {
     }
 }
 
-fn page_fn<'js>(ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
-    ctx.globals().get::<_, Object>("__page")?.get(name)
+/// One of the prelude's entry points (a global `__…` function): one name to look up
+/// per task, not two (`__page.es` made two strings into atoms on every event).
+fn hook<'js>(ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+    ctx.globals().get(name)
 }
 
 /// The message and stack of what a call threw.
@@ -625,7 +636,7 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     macro_rules! native {
         ($name:literal, $f:expr) => {
-            host.set($name, Function::new(ctx.clone(), $f)?)?;
+            host.set($name, Function::new(ctx.clone(), $f)?.with_name($name)?)?;
         };
     }
     let s = state.clone();
@@ -719,12 +730,39 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
         lock(&s).out.push(Request::Uncaught { message, stack });
     });
     let s = state.clone();
-    native!("render", move |id: String, text: String, cursor: bool| {
-        lock(&s).out.push(Request::Render { id, text, cursor });
-    });
+    // Coerces as `String(id)`, `String(text)`, `!!cursor` would, so a host object can
+    // hand this function to the widget as its `render` without a wrapper per call.
+    native!(
+        "render",
+        move |id: Coerced<String>, text: Coerced<String>, cursor: Coerced<bool>| {
+            lock(&s).out.push(Request::Render {
+                id: id.0,
+                text: text.0,
+                cursor: cursor.0,
+            });
+        }
+    );
     let s = state.clone();
-    native!("report", move |kind: String, args: String| {
-        lock(&s).out.push(Request::Report { kind, args });
+    // `__report(kind, ...args)`: the arguments as a JSON array, each as `JSON.stringify`
+    // writes it (`undefined` and functions as `null`, as in an array). Done here rather
+    // than in a JavaScript wrapper: a rest array and a stringify of it per report cost
+    // more than the report.
+    native!("report", move |kind: String,
+                            args: Rest<Value<'_>>|
+          -> rquickjs::Result<()> {
+        let mut json = String::from("[");
+        for (i, arg) in args.0.into_iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            match arg.ctx().clone().json_stringify(arg)? {
+                Some(text) => json.push_str(&text.to_string()?),
+                None => json.push_str("null"),
+            }
+        }
+        json.push(']');
+        lock(&s).out.push(Request::Report { kind, args: json });
+        Ok(())
     });
     let s = state.clone();
     native!("fatal", move |message: String, stack: String| {

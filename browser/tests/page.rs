@@ -432,3 +432,63 @@ fn every_page_of_a_widget_loads_the_same_modules_text_imports_included() {
         );
     }
 }
+
+/// What a handler gets is what a browser hands it: a `MessageEvent` whose `type`,
+/// `target` and `origin` are not its own properties, the attribute and then the
+/// listeners called, a named event with its type; `Date.now` is the host's clock; the
+/// form encoding escapes what `encodeURIComponent` leaves; `host.render` coerces its
+/// arguments; `__report` writes its arguments as JSON, `undefined` as `null`.
+#[test]
+fn events_and_globals_look_as_in_a_browser() {
+    let source = WidgetSource::from_sources(
+        "w/widget.js",
+        &[(
+            "w/widget.js",
+            r#"
+export function createWidget(host) {
+  const es = new EventSource('https://gw.example/');
+  es.onmessage = (e) => console.log('attr', e.type, e.target === es, e.currentTarget === es,
+    e instanceof MessageEvent, e instanceof Event, JSON.stringify(Object.keys(e)), e.origin === '',
+    e.data, e.lastEventId);
+  es.addEventListener('message', function (e) { console.log('listener', this === es, e.data); });
+  es.addEventListener('note', (e) => console.log('named', e.type, e.target === es, e.data));
+  console.log('now', Date.now.name, typeof Date.now(), Date.now() === new Date().getTime());
+  console.log('form', new URLSearchParams({ q: "it's (fine)! ~ok", 'a b': '' }).toString());
+  host.render('m', 42, 0);
+  __report('r', undefined, 1, 'x', { a: [1] });
+  return {};
+}
+"#,
+        )],
+    );
+    let page = Page::open(&source, options(true), "{ render: __host.render }").expect("loads");
+    let reqs = page.take_requests();
+    assert_eq!(
+        consoles(&reqs),
+        [
+            "now now number true",
+            "form q=it%27s+%28fine%29%21+%7Eok&a+b="
+        ]
+    );
+    assert!(reqs.contains(&Request::Render {
+        id: "m".into(),
+        text: "42".into(),
+        cursor: false
+    }));
+    assert!(reqs.contains(&Request::Report {
+        kind: "r".into(),
+        args: r#"[null,1,"x",{"a":[1]}]"#.into()
+    }));
+    page.deliver_stream_response(1, 200, Some("text/event-stream"))
+        .expect("open");
+    page.deliver_stream_body(1, b"id: 3\ndata: hi\n\nevent: note\ndata: n\n\n")
+        .expect("body");
+    assert_eq!(
+        consoles(&page.take_requests()),
+        [
+            r#"attr message true true true true ["data","lastEventId"] true hi 3"#,
+            "listener true hi",
+            "named note true n"
+        ]
+    );
+}

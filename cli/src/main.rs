@@ -120,6 +120,10 @@ enum Command {
         /// Widget policy under test (one).
         #[arg(long, value_enum, default_value_t = PolicyArg::Corrected)]
         policy: PolicyArg,
+        /// Run a JavaScript widget instead of a policy (its entry module, or a directory
+        /// holding `widget.js`).
+        #[arg(long, value_name = "PATH", conflicts_with = "policy")]
+        widget: Option<PathBuf>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -299,28 +303,40 @@ fn main() -> ExitCode {
             time,
             cases,
             policy,
+            widget,
             jobs,
             out,
             transport,
-        } => match swarm::policy(policy) {
-            Ok(policy) => swarm::run(
-                picasso_simulator::swarm::SwarmConfig {
-                    seed,
-                    policy,
-                    time,
-                    max_cases: cases,
-                    jobs: jobs.unwrap_or_else(|| {
-                        std::thread::available_parallelism().map_or(1, |n| n.get())
+        } => {
+            // How the replay line names what ran: `--policy NAME` or `--widget PATH`.
+            let chosen = match &widget {
+                Some(path) => js_widgets(std::slice::from_ref(path))
+                    .map(|mut p| (p.remove(0), format!("--widget {}", path.display()))),
+                None => swarm::policy(policy)
+                    .map(|p| (p, format!("--policy {p}")))
+                    .map_err(|e| {
+                        eprintln!("error: {e}");
+                        Status::InputError
                     }),
-                    transport: transport.into(),
-                },
-                out,
-            ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                Status::InputError
+            };
+            match chosen {
+                Ok((policy, selector)) => swarm::run(
+                    picasso_simulator::swarm::SwarmConfig {
+                        seed,
+                        policy,
+                        time,
+                        max_cases: cases,
+                        jobs: jobs.unwrap_or_else(|| {
+                            std::thread::available_parallelism().map_or(1, |n| n.get())
+                        }),
+                        transport: transport.into(),
+                    },
+                    &selector,
+                    out,
+                ),
+                Err(status) => status,
             }
-        },
+        }
         Command::Bench(args) => bench::run(args),
         Command::Validate { files } => validate::run(&files),
         Command::Schema => schema::run(),

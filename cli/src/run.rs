@@ -245,10 +245,13 @@ fn print_summary(results: &[JobResult]) {
                 println!("      {line}");
             }
         }
+        let selector = match r.job.policy {
+            Policy::Js(id) => format!("--widget {}", id.entry()),
+            policy => format!("--policy {}", policy.name()),
+        };
         println!(
-            "  replay: picasso-sim run {} --policy {} --replay",
-            r.job.source,
-            r.job.policy.name()
+            "  replay: picasso-sim run {} {selector} --replay",
+            r.job.source
         );
     }
 }

@@ -28,13 +28,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Runs the campaign, prints progress (stderr) and the result (stdout); exit 1 when
-/// an invariant broke.
-pub(crate) fn run(config: SwarmConfig, out: Option<PathBuf>) -> Status {
+/// an invariant broke. `selector` is how the command line chose the widget
+/// (`--policy corrected`, `--widget widgets/corrected`), for the replay line.
+pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> Status {
     let tty = std::io::stderr().is_terminal();
     println!(
-        "swarm: seed {}, policy {}, {} worker(s), up to {:?}{}",
+        "swarm: seed {}, {selector}, {} worker(s), up to {:?}{}",
         config.seed,
-        config.policy,
         config.jobs,
         config.time,
         config
@@ -94,8 +94,8 @@ pub(crate) fn run(config: SwarmConfig, out: Option<PathBuf>) -> Status {
         PathBuf::from("target/swarm").join(format!("{}.toml", found.shrunk.name))
     });
     let mut text = format!(
-        "# Found by `picasso-sim swarm --seed {} --policy {}` (case {}), then shrunk.\n# It breaks:\n",
-        config.seed, config.policy, found.case
+        "# Found by `picasso-sim swarm --seed {} {selector}` (case {}), then shrunk.\n# It breaks:\n",
+        config.seed, found.case
     );
     for v in &found.violations {
         text.push_str(&format!("#   {v}\n"));
@@ -119,9 +119,8 @@ pub(crate) fn run(config: SwarmConfig, out: Option<PathBuf>) -> Status {
     }
     println!("written: {}", path.display());
     println!(
-        "replay:  picasso-sim run {} --policy {} --replay",
+        "replay:  picasso-sim run {} {selector} --replay",
         path.display(),
-        config.policy
     );
     Status::Failed
 }

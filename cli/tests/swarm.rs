@@ -108,3 +108,74 @@ fn bad_arguments_are_usage_errors() {
     let out = picasso_sim(&["swarm", "--time", "5 weeks"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// The campaign runs a JavaScript widget as it runs a policy: the JS naive fix breaks,
+/// the file it writes names `--widget` in its replay line, and replaying it with that
+/// widget shows the same violations (a JS widget is judged like `corrected`: exit 1).
+#[test]
+fn a_javascript_widget_is_searched_and_replayed_by_its_path() {
+    let widgets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../widgets");
+    let naive = widgets.join("naive-fix");
+    let dir = std::env::temp_dir().join(format!("picasso-swarm-js-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let found = dir.join("found.toml");
+    let out = picasso_sim(&[
+        "swarm",
+        "--seed",
+        "1",
+        "--time",
+        "60s",
+        "--widget",
+        naive.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--out",
+        found.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let replay_line = format!(
+        "replay:  picasso-sim run {} --widget {} --replay",
+        found.display(),
+        naive.display()
+    );
+    assert!(stdout.contains(&replay_line), "{stdout}");
+    let broken: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("VIOLATED "))
+        .collect();
+    assert!(!broken.is_empty(), "{stdout}");
+
+    let replay = picasso_sim(&[
+        "run",
+        found.to_str().unwrap(),
+        "--widget",
+        naive.to_str().unwrap(),
+        "--replay",
+    ]);
+    let replayed = text(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{replayed}");
+    for v in &broken {
+        assert!(replayed.contains(v), "{v} not in\n{replayed}");
+    }
+    assert!(replayed.contains("--widget "), "{replayed}");
+
+    let corrected = picasso_sim(&[
+        "swarm",
+        "--seed",
+        "3",
+        "--cases",
+        "30",
+        "--widget",
+        widgets.join("corrected").to_str().unwrap(),
+    ]);
+    let stdout = text(&corrected.stdout);
+    assert_eq!(
+        corrected.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&corrected.stderr)
+    );
+    assert!(stdout.contains("no invariant broke"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,13 +47,14 @@
       // Components are local time: UTC here.
       else super(RealDate.UTC(...args));
     }
-    static now() {
-      return host.now();
-    }
     static parse(text) {
       return parseUtc(text);
     }
   }
+  // `Date.now` is the host's clock itself (a static method in between would be one
+  // more JavaScript call on every frame a widget times); like the built-in, it is
+  // writable, configurable and not enumerable.
+  Object.defineProperty(VirtualDate, 'now', { value: host.now, writable: true, configurable: true });
   const proto = VirtualDate.prototype;
   const real = RealDate.prototype;
   for (const part of ['FullYear', 'Month', 'Date', 'Day', 'Hours', 'Minutes', 'Seconds', 'Milliseconds']) {
@@ -132,23 +133,16 @@
   }
   // A MessageEvent as the constructor makes it, fields in the same order (so the same
   // shape), without the constructor chain and its init object: one is made per frame.
-  const messageEvent = (type, data, lastEventId) => {
-    const ev = Object.create(MessageEvent.prototype);
-    ev.type = type;
-    ev.target = null;
-    ev.currentTarget = null;
-    ev.data = data;
-    ev.lastEventId = lastEventId;
-    ev.origin = '';
-    return ev;
-  };
-  // The handler attribute of the event types a page sees most, without a string
-  // concatenation per event.
-  const HANDLER_ATTRIBUTE = Object.assign(Object.create(null), {
-    message: 'onmessage',
-    open: 'onopen',
-    error: 'onerror',
-    abort: 'onabort',
+  // A literal with `__proto__` defines its fields on the new object directly; assigning
+  // them one by one would first walk the prototype chain looking for a setter, each time.
+  const messageEvent = (type, data, lastEventId) => ({
+    __proto__: MessageEvent.prototype,
+    type,
+    target: null,
+    currentTarget: null,
+    data,
+    lastEventId,
+    origin: '',
   });
   class EventTarget {
     constructor() {
@@ -169,31 +163,44 @@
     dispatchEvent(ev) {
       ev.target = this;
       ev.currentTarget = this;
-      const attribute = HANDLER_ATTRIBUTE[ev.type] || 'on' + ev.type;
-      // Handler attributes run where they were first set; in practice widgets use one or
-      // the other, so the attribute runs first, then the listeners in order (a copy, so
-      // a listener added or removed during dispatch does not change this one).
-      const listeners = this._listeners.get(ev.type);
-      if (typeof this[attribute] === 'function') {
-        try {
-          // Called as a method: `this` is the target, without `Function.prototype.call`.
-          this[attribute](ev);
-        } catch (e) {
-          reportError(e);
-        }
+      fire(this, ev.type, ev);
+      return true;
+    }
+  }
+  // Handler attributes run where they were first set; in practice widgets use one or the
+  // other, so the attribute runs first, then the listeners in order (a copy, so a
+  // listener added or removed during dispatch does not change this one). The attributes
+  // of the types a page sees most are read by name: a computed `target['on' + type]`
+  // turns the string into an atom on every event.
+  const fire = (target, type, ev) => {
+    try {
+      if (type === 'message') {
+        if (typeof target.onmessage === 'function') target.onmessage(ev);
+      } else if (type === 'open') {
+        if (typeof target.onopen === 'function') target.onopen(ev);
+      } else if (type === 'error') {
+        if (typeof target.onerror === 'function') target.onerror(ev);
+      } else {
+        const attribute = 'on' + type;
+        // Called as a method: `this` is the target, without `Function.prototype.call`.
+        if (typeof target[attribute] === 'function') target[attribute](ev);
       }
+    } catch (e) {
+      reportError(e);
+    }
+    if (target._listeners.size !== 0) {
+      const listeners = target._listeners.get(type);
       if (listeners) {
         for (const fn of listeners.slice()) {
           try {
-            fn.call(this, ev);
+            fn.call(target, ev);
           } catch (e) {
             reportError(e);
           }
         }
       }
-      return true;
     }
-  }
+  };
   // An exception in a handler goes to the page's error reporting, not to the caller.
   const reportError = (e) => {
     host.uncaught(e instanceof Error ? `${e.name}: ${e.message}` : fmt(e), (e && e.stack) || '');
@@ -215,6 +222,11 @@
         this.onmessage = null;
         this.onerror = null;
         this._id = host.esOpen(this.url);
+        // What every `message` event of this source shares, held by a prototype of its
+        // own: an event is then an object of two fields (`data`, `lastEventId`), made
+        // once per frame. As in a browser, `type`, `target` and the rest are not the
+        // event's own properties.
+        this._message = { __proto__: MessageEvent.prototype, type: 'message', target: this, currentTarget: this, origin: '' };
         sources.set(this._id, this);
       }
       get readyState() {
@@ -321,8 +333,20 @@
   global.AbortSignal = AbortSignal;
 
   // URL and URLSearchParams (QuickJS has neither): the parts widgets use.
-  const encode = (s) =>
-    encodeURIComponent(s).replace(/[!'()~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%20/g, '+');
+  // application/x-www-form-urlencoded: encodeURIComponent leaves `!'()~` as they are and
+  // writes a space as %20; the form encoding escapes the five and writes `+`. Without
+  // regular expressions: QuickJS's `replace` with a RegExp reads every flag through its
+  // getters, and this runs for every parameter of every stream URL (a fifth of a
+  // streamed message's instructions went here).
+  const FORM_FROM = ['%20', '!', "'", '(', ')', '~'];
+  const FORM_TO = ['+', '%21', '%27', '%28', '%29', '%7E'];
+  const encode = (s) => {
+    let e = encodeURIComponent(s);
+    for (let i = 0; i < 6; i++) {
+      if (e.indexOf(FORM_FROM[i]) >= 0) e = e.split(FORM_FROM[i]).join(FORM_TO[i]);
+    }
+    return e;
+  };
   const decode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
   class URLSearchParams {
     constructor(init) {
@@ -335,7 +359,7 @@
         }
       } else if (init && typeof init === 'object') {
         const entries = Array.isArray(init) ? init : Object.entries(init);
-        for (const [k, v] of entries) this._p.push([String(k), String(v)]);
+        for (let i = 0; i < entries.length; i++) this._p.push([String(entries[i][0]), String(entries[i][1])]);
       }
     }
     append(k, v) {
@@ -362,7 +386,10 @@
       return this.entries();
     }
     toString() {
-      return this._p.map(([k, v]) => encode(k) + '=' + encode(v)).join('&');
+      let out = '';
+      const p = this._p;
+      for (let i = 0; i < p.length; i++) out += (i === 0 ? '' : '&') + encode(p[i][0]) + '=' + encode(p[i][1]);
+      return out;
     }
   }
   class URL {
@@ -398,8 +425,9 @@
   global.window = global;
   global.self = global;
 
-  // What the host calls: one entry per kind of task.
-  global.__page = {
+  // What the host calls: one entry per kind of task, each a global of its own (one name
+  // for the host to look up per task).
+  const page = {
     timer(id) {
       const t = timers.get(id);
       if (!t) return;
@@ -411,9 +439,15 @@
         reportError(e);
       }
     },
+    // `type` is absent for a MessageEvent of type `message` (the host sends no string),
+    // the frames of a stream.
     es(id, isMessage, type, data, lastEventId) {
       const es = sources.get(id);
       if (!es) return;
+      if (isMessage && type === undefined) {
+        fire(es, 'message', { __proto__: es._message, data, lastEventId });
+        return;
+      }
       // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
       // named event has no such attribute unless a script set one.
       es.dispatchEvent(isMessage ? messageEvent(type, data, lastEventId) : new Event(type));
@@ -432,16 +466,17 @@
       fetches.delete(id);
       f.reject(new TypeError(message));
     },
-    pendingTimers() {
-      return timers.size;
-    },
   };
+  global.__timer = page.timer;
+  global.__es = page.es;
+  global.__fetched = page.fetched;
+  global.__fetchFailed = page.fetchFailed;
 
   // How the host loads the widget and calls it. A throw or a rejected promise from the
   // widget's own entry points fails the page (`host.fatal`), with the JavaScript stack.
   const fail = (e) => host.fatal(e instanceof Error ? `${e.name}: ${e.message}` : String(e), (e && e.stack) || '');
   let widget = null;
-  global.__report = (kind, ...args) => host.report(kind, JSON.stringify(args));
+  global.__report = host.report;
   global.__boot = (entry, hostObject) => {
     import(entry)
       .then((m) => {

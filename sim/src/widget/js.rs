@@ -94,13 +94,19 @@ fn engine(id: JsWidgetId, source: &WidgetSource) -> Result<Engine, PageError> {
 }
 
 impl JsWidgetId {
-    /// The path it was registered with.
+    /// Its name in reports and snapshot file names (`js-corrected`).
     pub fn name(self) -> &'static str {
         registry()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(usize::from(self.0))
             .map_or("js:?", |r| r.name)
+    }
+
+    /// Its entry module, as `--widget` takes it (for a replay line).
+    pub fn entry(self) -> String {
+        self.source()
+            .map_or_else(|| "?".to_owned(), |s| s.entry_name().to_owned())
     }
 
     fn source(self) -> Option<WidgetSource> {
@@ -189,7 +195,7 @@ impl JsWidget {
         });
         format!(
             "{{ tenantHash: {}, sessionId: {}, settings: {settings},\n\
-               render: (id, text, cursor) => __host.render(String(id), String(text), !!cursor),\n\
+               render: __host.render,\n\
                settle: (id, outcome) => __report('settle', id, outcome),\n\
                metric: (name, id) => __report('metric', name, id),\n\
                retryWait: (id, ms) => __report('retryWait', id, ms) }}",
