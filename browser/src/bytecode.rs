@@ -3,9 +3,10 @@
 //! Every simulated session is a fresh realm, and a realm's modules are its own, so each
 //! session used to parse the prelude, the React shim and every widget file again: a
 //! quarter of the JavaScript widget's time in the simulator went to QuickJS's parser.
-//! Reading the bytecode QuickJS wrote for the first realm is several times cheaper than
+//! Reading bytecode, compiled once on a scratch runtime, is several times cheaper than
 //! parsing, and gives the same module: same code, same names, same line and column
-//! numbers in stacks (debug information is kept).
+//! numbers in stacks (debug information is kept). The host's own modules leave their
+//! source text out ([`Source::Strip`]).
 //!
 //! One exception: QuickJS's bytecode does not keep import attributes (`import t from
 //! './f.js' with { type: 'text' }` would come back as a plain import of `./f.js`), so a
@@ -19,7 +20,7 @@
 //! an immutable `Arc<[u8]>`.
 
 use rquickjs::module::{Declared, WriteOptions};
-use rquickjs::{Ctx, Module, Result};
+use rquickjs::{Context, Ctx, Module, Result, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -33,14 +34,28 @@ pub(crate) struct BytecodeCache {
 /// One module's bytecode, as `Module::write` gave it.
 type Bytecode = Arc<[u8]>;
 
+/// Whether a module keeps its source text in every realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Kept: `fn.toString()` shows the widget's code, as in a browser.
+    Keep,
+    /// Dropped: the host's own modules (the prelude, the React shim), whose functions
+    /// stand in for a browser's built-ins, and a built-in's `toString()` shows no code
+    /// either. The text was two thirds of their bytecode, copied into every realm.
+    Strip,
+}
+
 impl BytecodeCache {
     /// The module `name` declared in `ctx`: from its cached bytecode, or compiled from
-    /// `source()` (then cached). A module that does not compile is not cached, so each
-    /// realm reports the same syntax error.
+    /// `source()` (then cached). The bytecode is written by a scratch runtime, so every
+    /// realm, the first included, loads the same module. A module that does not compile
+    /// is not cached, and is declared in `ctx` from its text, so each realm reports the
+    /// same syntax error.
     pub(crate) fn declare<'js>(
         &self,
         ctx: &Ctx<'js>,
         name: &str,
+        keep: Source,
         source: impl FnOnce() -> Result<String>,
     ) -> Result<Module<'js, Declared>> {
         let cached = self
@@ -55,19 +70,38 @@ impl BytecodeCache {
             None => {}
         }
         let source = source()?;
-        let keep = !may_carry_import_attributes(&source);
-        let module = Module::declare(ctx.clone(), name, source)?;
-        let bytes = match keep {
-            true => Some(module.write(WriteOptions::default())?.into()),
-            false => None,
+        let bytes = match may_carry_import_attributes(&source) {
+            true => None,
+            false => match compile(name, &source, keep) {
+                Some(bytes) => Some(bytes),
+                None => return Module::declare(ctx.clone(), name, source),
+            },
         };
         self.modules
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(name.to_owned())
-            .or_insert(bytes);
-        Ok(module)
+            .or_insert(bytes.clone());
+        match bytes {
+            Some(bytes) => load(ctx, &bytes),
+            None => Module::declare(ctx.clone(), name, source),
+        }
     }
+}
+
+/// Compiles `source` on a runtime of its own and writes its bytecode; `None` if it does
+/// not compile (the caller then lets the realm report the error).
+fn compile(name: &str, source: &str, keep: Source) -> Option<Bytecode> {
+    let rt = Runtime::new().ok()?;
+    let ctx = Context::full(&rt).ok()?;
+    ctx.with(|ctx| {
+        let module = Module::declare(ctx.clone(), name, source).ok()?;
+        let options = WriteOptions {
+            strip_source: keep == Source::Strip,
+            ..WriteOptions::default()
+        };
+        module.write(options).ok().map(Bytecode::from)
+    })
 }
 
 /// Whether `source` may hold an import with attributes (`with {…}`, or the older
@@ -93,14 +127,13 @@ fn load<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Module<'js, Declared>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rquickjs::{Context, Runtime};
 
     fn eval_module(cache: &BytecodeCache, source: &str) -> (i32, String) {
         let rt = Runtime::new().unwrap();
         let ctx = Context::full(&rt).unwrap();
         ctx.with(|ctx| {
             let m = cache
-                .declare(&ctx, "m.js", || Ok(source.to_owned()))
+                .declare(&ctx, "m.js", Source::Keep, || Ok(source.to_owned()))
                 .unwrap();
             let (m, promise) = m.eval().unwrap();
             promise.finish::<()>().unwrap();
@@ -160,7 +193,9 @@ mod tests {
         ctx.with(|ctx| {
             assert!(
                 cache
-                    .declare(&ctx, "bad.js", || Ok("export const = ;".into()))
+                    .declare(&ctx, "bad.js", Source::Keep, || Ok(
+                        "export const = ;".into()
+                    ))
                     .is_err()
             );
         });

@@ -8,7 +8,7 @@
 //! document's `sendMessage` fragment, which is not a module, unchanged). Nothing else
 //! resolves: a widget cannot reach the file system or the network through imports.
 
-use crate::bytecode::BytecodeCache;
+use crate::bytecode::{BytecodeCache, Source};
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Error, Module, Result};
@@ -184,7 +184,13 @@ impl Loader for WidgetLoader {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<Module<'js, Declared>> {
-        self.bytecode.declare(ctx, name, || {
+        // The React shim is the host's (its source stays out); a widget's files keep
+        // theirs.
+        let keep = match name == REACT_NAME {
+            true => Source::Strip,
+            false => Source::Keep,
+        };
+        self.bytecode.declare(ctx, name, keep, || {
             if name == REACT_NAME {
                 return Ok(REACT.to_owned());
             }

@@ -12,6 +12,7 @@
 //! rejects) fails the page with the error and its JavaScript stack; an exception inside
 //! an event handler is the page's "uncaught error", reported and survived, as in a browser.
 
+use crate::bytecode::Source;
 use crate::eventsource::{EsAction, EventSource, ReadyState};
 use crate::modules::WidgetSource;
 use rand::Rng;
@@ -315,10 +316,9 @@ impl Page {
             .with(|ctx| install_host(&ctx, &page.state))
             .map_err(|e| PageError::Load(format!("host functions: {e}")))?;
         page.task("the prelude", |ctx| {
-            let prelude =
-                source
-                    .bytecode()
-                    .declare(ctx, PRELUDE_NAME, || Ok(PRELUDE.to_owned()))?;
+            let prelude = source
+                .bytecode()
+                .declare(ctx, PRELUDE_NAME, Source::Strip, || Ok(PRELUDE.to_owned()))?;
             prelude.eval()?.1.finish::<()>()
         })?;
         let entry = source.entry_name().to_owned();
