@@ -537,7 +537,7 @@ impl Page {
                 action
             };
             // (is a MessageEvent, type, data, lastEventId); a message's type is left out
-            // (`null`) when it is `message`, the prelude's default: no string to make.
+            // (`undefined`) when it is `message`, the prelude's default: no string to make.
             let (message, kind, data, id) = match action {
                 EsAction::Open => (false, Some("open".to_owned()), String::new(), String::new()),
                 EsAction::Error { .. } => (

@@ -336,13 +336,13 @@
   // application/x-www-form-urlencoded: encodeURIComponent leaves `!'()~` as they are and
   // writes a space as %20; the form encoding escapes the five and writes `+`. Without
   // regular expressions: QuickJS's `replace` with a RegExp reads every flag through its
-  // getters, and this runs for every parameter of every stream URL (a fifth of a
+  // getters, and this runs for every parameter of every stream URL (a tenth of a
   // streamed message's instructions went here).
   const FORM_FROM = ['%20', '!', "'", '(', ')', '~'];
   const FORM_TO = ['+', '%21', '%27', '%28', '%29', '%7E'];
   const encode = (s) => {
     let e = encodeURIComponent(s);
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < FORM_FROM.length; i++) {
       if (e.indexOf(FORM_FROM[i]) >= 0) e = e.split(FORM_FROM[i]).join(FORM_TO[i]);
     }
     return e;
