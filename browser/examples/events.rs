@@ -7,7 +7,6 @@
 //! depend on what else the machine is doing.
 
 use picasso_browser::{Engine, Page, PageOptions, Request, WidgetSource};
-use rand::SeedableRng;
 use std::time::Instant;
 
 /// The host object the simulator hands a widget (`sim/src/widget/js.rs`).
@@ -26,13 +25,7 @@ fn main() {
     let engine = Engine::new(&source, picasso_browser::DEFAULT_BUDGET).expect("engine");
     let pages: Vec<Page> = (0..pages_n)
         .map(|i| {
-            let options = PageOptions {
-                random: rand_chacha::ChaCha8Rng::seed_from_u64(i as u64),
-                event_source: true,
-                reconnect_ms: 3000,
-                now_ms: 0,
-                budget: picasso_browser::DEFAULT_BUDGET,
-            };
+            let options = PageOptions::chromium(i as u64);
             let page = Page::open_in(&engine, &source, options, HOST).expect("page");
             page.call_widget("config", CONFIG).expect("config");
             page.take_requests();

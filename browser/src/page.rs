@@ -208,6 +208,20 @@ pub struct PageOptions {
     pub budget: u64,
 }
 
+impl PageOptions {
+    /// A page as Chromium opens one: `EventSource` present, a 3 s reconnection time,
+    /// opened at virtual time 0, the default budget, `Math.random` seeded from `seed`.
+    pub fn chromium(seed: u64) -> PageOptions {
+        PageOptions {
+            random: rand::SeedableRng::seed_from_u64(seed),
+            event_source: true,
+            reconnect_ms: 3000,
+            now_ms: 0,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
 /// What the native functions share with the page.
 #[derive(Debug)]
 struct State {

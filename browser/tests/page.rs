@@ -3,16 +3,12 @@
 //! loop, stay silent is the simulator's liveness check, not the page's).
 
 use picasso_browser::{Page, PageError, PageOptions, Request, WidgetSource};
-use rand::SeedableRng;
 use std::collections::BTreeMap;
 
 fn options(event_source: bool) -> PageOptions {
     PageOptions {
-        random: rand_chacha::ChaCha8Rng::seed_from_u64(1),
         event_source,
-        reconnect_ms: 3000,
-        now_ms: 0,
-        budget: picasso_browser::DEFAULT_BUDGET,
+        ..PageOptions::chromium(1)
     }
 }
 

@@ -9,7 +9,6 @@
 
 use picasso_browser::{Page, PageOptions, WidgetSource};
 use picasso_simulator::{Policy, RunOptions, Transport, run_with};
-use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,13 +30,7 @@ fn startup(runs: usize) -> f64 {
     let mut times: Vec<f64> = (0..runs)
         .map(|i| {
             let t0 = Instant::now();
-            let options = PageOptions {
-                random: rand_chacha::ChaCha8Rng::seed_from_u64(i as u64),
-                event_source: true,
-                reconnect_ms: 3000,
-                now_ms: 0,
-                budget: picasso_browser::DEFAULT_BUDGET,
-            };
+            let options = PageOptions::chromium(i as u64);
             let page = Page::open(&source, options, host).expect("page");
             page.call_widget("config", config).expect("config");
             t0.elapsed().as_secs_f64()
