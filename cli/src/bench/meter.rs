@@ -387,14 +387,18 @@ mod tests {
     /// The meter's point: a read made 50 ms after the bytes arrived still reports when
     /// they arrived. Nothing here depends on how tasks are scheduled: the server (a
     /// thread of its own) writes each response as soon as the client says it is ready,
-    /// before the client even sends its request, and the client sleeps 50 ms on its own
-    /// thread before it reads.
+    /// before the client even sends its request; the client waits until the whole
+    /// response is queued on its socket, then sleeps 50 ms on its own thread before it
+    /// reads. (CI once saw a response delivered only as the request went out: a written
+    /// response is not yet an arrived one on a loaded machine.)
     #[tokio::test]
     async fn a_late_read_reports_when_the_bytes_arrived_and_a_kept_alive_connection_serves_again() {
         use std::io::{Read, Write};
         use std::sync::mpsc;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        const RESPONSE: &[u8] =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n";
         let (ready, go) = mpsc::channel::<()>();
         let (written, wait) = mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
@@ -403,8 +407,7 @@ mod tests {
             s.set_nodelay(true).unwrap();
             for _ in 0..2 {
                 go.recv().unwrap();
-                s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
-                    .unwrap();
+                s.write_all(RESPONSE).unwrap();
                 written.send(()).unwrap();
                 let mut req = Vec::new();
                 while find(&req, b"\r\n\r\n").is_none() {
@@ -424,6 +427,14 @@ mod tests {
             // Timestamps are on for this socket: the server may answer now.
             ready.send(()).unwrap();
             wait.recv().unwrap();
+            // `write_all` returning does not mean the bytes arrived: on a loaded machine
+            // the kernel may deliver them only when this thread next enters it (with the
+            // request). Peek until the whole response is queued on our side.
+            let mut peeked = [0u8; RESPONSE.len()];
+            while conn.stream.peek(&mut peeked).await.unwrap() < RESPONSE.len() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let arrived = now();
             std::thread::sleep(std::time::Duration::from_millis(50));
             let mut pieces: Vec<(Nanos, Nanos, Vec<u8>)> = Vec::new();
             let ex = conn
@@ -436,12 +447,12 @@ mod tests {
             let body: Vec<u8> = pieces.iter().flat_map(|(_, _, b)| b.clone()).collect();
             assert_eq!(body, b"onetwo");
             for (at, read, _) in &pieces {
-                // Arrived before the request went out (the server answered early), and
-                // at least the client's 50 ms sleep before it was read.
+                // Stamped no later than we saw the bytes queued (so before the request
+                // went out), and at least the client's 50 ms sleep before it was read.
                 assert!(
-                    *at < ex.sent,
-                    "stamped {} ms after the request was sent",
-                    ms(ex.sent, *at)
+                    *at <= arrived && arrived < ex.sent,
+                    "stamped {} ms after the bytes were seen queued",
+                    ms(arrived, *at)
                 );
                 assert!(
                     ms(*at, *read) >= 50.0,
