@@ -16,8 +16,9 @@ done
 export PICASSO_REQUIRE_SDK_TESTS=1
 export PICASSO_REQUIRE_BROWSER_TESTS=1
 
-echo "==> cargo test --workspace"
-cargo test --workspace
+echo "==> cargo test --workspace --no-fail-fast"
+# Every test binary runs even after one fails, so a CI log names every failure at once.
+cargo test --workspace --no-fail-fast
 
 echo "==> picasso-sim validate scenarios/*.toml"
 cargo run -q -p picasso-sim -- validate scenarios/*.toml
