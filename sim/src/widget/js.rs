@@ -129,8 +129,11 @@ pub struct JsWidget {
     index: BTreeMap<String, usize>,
     /// Messages for which the widget reported a fallback (STREAM_005).
     fallback: BTreeSet<String>,
-    /// Each message's cursor, as last rendered.
-    cursor: BTreeMap<String, bool>,
+    /// The messages whose cursor shows, as last rendered (the user is waiting on them).
+    cursors: BTreeSet<String>,
+    /// Records without an outcome yet: `busy` asks on every step, so it is counted
+    /// rather than found by a walk over a long session's records.
+    unsettled: usize,
     /// Which message each `EventSource` was opened for (its URL's `message_id`).
     es_msg: BTreeMap<ConnId, String>,
     /// The network's view of each stream's frames, to see `end` arrive.
@@ -154,7 +157,8 @@ impl JsWidget {
             records: Vec::new(),
             index: BTreeMap::new(),
             fallback: BTreeSet::new(),
-            cursor: BTreeMap::new(),
+            cursors: BTreeSet::new(),
+            unsettled: 0,
             es_msg: BTreeMap::new(),
             es_parser: BTreeMap::new(),
             fetches: BTreeMap::new(),
@@ -234,7 +238,7 @@ impl JsWidget {
             for (req, _) in std::mem::take(&mut self.fetches) {
                 out.push(Effect::AbortPost { req });
             }
-            self.cursor.clear();
+            self.cursors.clear();
             return out;
         }
         self.page = Some(page);
@@ -260,6 +264,7 @@ impl JsWidget {
                     now_ms,
                     Mode::Regular,
                 ));
+                self.unsettled += 1;
                 self.current = Some(message_id.clone());
                 page.call_widget("send", &json!([message_id, text]).to_string())
             }
@@ -484,8 +489,9 @@ impl JsWidget {
                     },
                     _ => Terminal::Cancelled,
                 };
-                self.cursor.insert(id.clone(), false);
+                self.cursors.remove(&id);
                 let Some(r) = self.record(&id) else { return };
+                let first_outcome = r.terminal.is_none();
                 match &terminal {
                     Terminal::Complete(_) => {
                         if let Some(text) = field("text") {
@@ -499,6 +505,9 @@ impl JsWidget {
                     Terminal::Cancelled => {}
                 }
                 r.finish(now, terminal);
+                if first_outcome {
+                    self.unsettled -= 1;
+                }
             }
             "metric" => {
                 let m = &mut self.metrics;
@@ -528,7 +537,7 @@ impl JsWidget {
     fn render(&mut self, id: String, text: String, cursor: bool) {
         let now = self.now_ms;
         let Some(r) = self.record(&id) else {
-            self.cursor.insert(id, cursor);
+            self.set_cursor(id, cursor);
             return;
         };
         let mut first_token = None;
@@ -542,7 +551,15 @@ impl JsWidget {
         }
         r.final_text = text;
         self.metrics.ttft_ms.extend(first_token);
-        self.cursor.insert(id, cursor);
+        self.set_cursor(id, cursor);
+    }
+
+    fn set_cursor(&mut self, id: String, shows: bool) {
+        if shows {
+            self.cursors.insert(id);
+        } else {
+            self.cursors.remove(&id);
+        }
     }
 
     fn record(&mut self, id: &str) -> Option<&mut MessageRecord> {
@@ -560,9 +577,9 @@ impl JsWidget {
         let Some(page) = &self.page else {
             return false;
         };
-        self.cursor.values().any(|c| *c)
+        !self.cursors.is_empty()
             || !self.fetches.is_empty()
-            || page.pending_timers() > 0 && self.records.iter().any(|r| r.terminal.is_none())
+            || page.pending_timers() > 0 && self.unsettled > 0
     }
 
     pub(crate) fn leaks(&self) -> Leaks {
