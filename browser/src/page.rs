@@ -646,6 +646,44 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> (String, String) {
 }
 
 /// The native `__host` object the prelude builds the globals on.
+/// Appends `value` as `JSON.stringify` writes an array element (`undefined`, functions
+/// and symbols as `null`). Strings, numbers and booleans are written here: QuickJS's
+/// `JSON.stringify` builds a wrapper object and an array for every call, which cost
+/// more than the id or metric name a report mostly carries.
+fn push_json(json: &mut String, value: Value<'_>) -> rquickjs::Result<()> {
+    if let Some(s) = value.as_string() {
+        let text = s.to_string()?;
+        json.push_str(&serde_json::Value::String(text).to_string());
+    } else if let Some(n) = value.as_int() {
+        json.push_str(&n.to_string());
+    } else if let Some(x) = value.as_float() {
+        if !x.is_finite() {
+            json.push_str("null");
+        } else if x.fract() == 0.0 && x.abs() < 1e21 {
+            // As JavaScript writes an integral number: digits, no `.0`, `-0` as `0`.
+            json.push_str(&if x == 0.0 {
+                "0".into()
+            } else {
+                format!("{x:.0}")
+            });
+        } else {
+            json.push_str(
+                &serde_json::Number::from_f64(x).map_or("null".into(), |n| n.to_string()),
+            );
+        }
+    } else if let Some(b) = value.as_bool() {
+        json.push_str(if b { "true" } else { "false" });
+    } else if value.is_object() && !value.is_function() {
+        match value.ctx().clone().json_stringify(value)? {
+            Some(text) => json.push_str(&text.to_string()?),
+            None => json.push_str("null"),
+        }
+    } else {
+        json.push_str("null");
+    }
+    Ok(())
+}
+
 fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     macro_rules! native {
@@ -769,10 +807,7 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
             if i > 0 {
                 json.push(',');
             }
-            match arg.ctx().clone().json_stringify(arg)? {
-                Some(text) => json.push_str(&text.to_string()?),
-                None => json.push_str("null"),
-            }
+            push_json(&mut json, arg)?;
         }
         json.push(']');
         lock(&s).out.push(Request::Report { kind, args: json });
@@ -786,4 +821,55 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
         }
     });
     ctx.globals().set("__host", host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report argument written natively parses to what `JSON.stringify` writes for it
+    /// as an array element: the same strings, the same integers (not floats), `null`
+    /// where JSON has no value.
+    #[test]
+    fn report_arguments_are_written_as_json_stringify_writes_them() {
+        let rt = Runtime::new().unwrap();
+        let ctx = Context::full(&rt).unwrap();
+        let cases = [
+            "'m1'",
+            "'quote \" backslash \\\\ newline \\n tab \\t nul \\u0000 é 😀'",
+            "''",
+            "7",
+            "-3",
+            "3000.5",
+            "Math.max(0, 4000)",
+            "2 ** 40",
+            "1e20",
+            "1e21",
+            "-0",
+            "0.1",
+            "NaN",
+            "Infinity",
+            "true",
+            "false",
+            "null",
+            "undefined",
+            "() => 1",
+            "({ kind: 'complete', source: 'stream', text: 'Hello \"x\"', n: 2 })",
+            "[1, 'a', null]",
+        ];
+        ctx.with(|ctx| {
+            for case in cases {
+                let value: Value = ctx.eval(case).unwrap();
+                let mut ours = String::new();
+                push_json(&mut ours, value).unwrap();
+                let theirs: String = ctx
+                    .eval(format!("JSON.stringify([{case}]).slice(1, -1)"))
+                    .unwrap();
+                let ours_v: serde_json::Value = serde_json::from_str(&ours)
+                    .unwrap_or_else(|e| panic!("{case}: {ours} is not JSON: {e}"));
+                let theirs_v: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+                assert_eq!(ours_v, theirs_v, "{case}: {ours} vs {theirs}");
+            }
+        });
+    }
 }

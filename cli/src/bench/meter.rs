@@ -386,35 +386,48 @@ mod tests {
 
     /// The meter's point: a read made 50 ms after the bytes arrived still reports when
     /// they arrived. Nothing here depends on how tasks are scheduled: the server (a
-    /// thread of its own) writes each response as soon as the client says it is ready,
-    /// before the client even sends its request; the client waits until the whole
+    /// thread of its own) writes each timed response as soon as the client says it is
+    /// ready, before the client even sends its request; the client waits until the whole
     /// response is queued on its socket, then sleeps 50 ms on its own thread before it
-    /// reads. (CI once saw a response delivered only as the request went out: a written
-    /// response is not yet an arrived one on a loaded machine.)
+    /// reads.
+    ///
+    /// The connection first serves one ordinary exchange, untimed. Linux sometimes
+    /// leaves the very first data segment of a fresh connection unstamped when it
+    /// arrives straight after the handshake (about 1 run in 150 here, always that
+    /// segment; CI met it once): the meter counts such a read
+    /// (`client_reads_without_kernel_time`, which `bench` reports) rather than inventing
+    /// a time, and a bench's first segment follows its request, never the handshake.
     #[tokio::test]
     async fn a_late_read_reports_when_the_bytes_arrived_and_a_kept_alive_connection_serves_again() {
         use std::io::{Read, Write};
         use std::sync::mpsc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         const RESPONSE: &[u8] =
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n";
+        const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        fn read_request(s: &mut std::net::TcpStream) {
+            let mut req = Vec::new();
+            while find(&req, b"\r\n\r\n").is_none() {
+                let mut b = [0u8; 256];
+                let n = s.read(&mut b).unwrap();
+                req.extend_from_slice(&b[..n]);
+            }
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let (ready, go) = mpsc::channel::<()>();
         let (written, wait) = mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             // As the servers do: no Nagle delay holding a response back for an ACK.
             s.set_nodelay(true).unwrap();
+            // The untimed exchange, in the usual order.
+            read_request(&mut s);
+            s.write_all(RESPONSE).unwrap();
             for _ in 0..2 {
                 go.recv().unwrap();
                 s.write_all(RESPONSE).unwrap();
                 written.send(()).unwrap();
-                let mut req = Vec::new();
-                while find(&req, b"\r\n\r\n").is_none() {
-                    let mut b = [0u8; 256];
-                    let n = s.read(&mut b).unwrap();
-                    req.extend_from_slice(&b[..n]);
-                }
+                read_request(&mut s);
             }
             // Open until the client has read: a FIN arriving with the last response
             // would lend the read its own, later, time (a read reports the newest
@@ -423,27 +436,32 @@ mod tests {
         });
         kernel_timestamps().unwrap();
         let mut conn = Connection::open(port).await.unwrap();
-        for _ in 0..2 {
-            // Timestamps are on for this socket: the server may answer now.
+        let first = conn.exchange(REQUEST, |_, _| {}).await.unwrap();
+        assert_eq!(first.status, 200);
+        for round in 1..=2 {
+            // The server may answer now, before the request.
             ready.send(()).unwrap();
             wait.recv().unwrap();
-            // `write_all` returning does not mean the bytes arrived: on a loaded machine
-            // the kernel may deliver them only when this thread next enters it (with the
-            // request). Peek until the whole response is queued on our side.
+            // `write_all` returning does not mean the bytes arrived: peek until the
+            // whole response is queued on our side.
             let mut peeked = [0u8; RESPONSE.len()];
             while conn.stream.peek(&mut peeked).await.unwrap() < RESPONSE.len() {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             let arrived = now();
             std::thread::sleep(std::time::Duration::from_millis(50));
+            let unstamped = UNSTAMPED_READS.load(Ordering::Relaxed);
             let mut pieces: Vec<(Nanos, Nanos, Vec<u8>)> = Vec::new();
             let ex = conn
-                .exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", |at, b| {
-                    pieces.push((at, now(), b.to_vec()))
-                })
+                .exchange(REQUEST, |at, b| pieces.push((at, now(), b.to_vec())))
                 .await
                 .unwrap();
             assert_eq!(ex.status, 200);
+            assert_eq!(
+                UNSTAMPED_READS.load(Ordering::Relaxed),
+                unstamped,
+                "round {round}: a read without the kernel's time"
+            );
             let body: Vec<u8> = pieces.iter().flat_map(|(_, _, b)| b.clone()).collect();
             assert_eq!(body, b"onetwo");
             for (at, read, _) in &pieces {
@@ -451,12 +469,12 @@ mod tests {
                 // went out), and at least the client's 50 ms sleep before it was read.
                 assert!(
                     *at <= arrived && arrived < ex.sent,
-                    "stamped {} ms after the bytes were seen queued",
+                    "round {round}: stamped {} ms after the bytes were seen queued",
                     ms(arrived, *at)
                 );
                 assert!(
                     ms(*at, *read) >= 50.0,
-                    "stamped {} ms before the read",
+                    "round {round}: stamped {} ms before the read",
                     ms(*at, *read)
                 );
             }
