@@ -9,7 +9,6 @@
 //! to its Rust policy), or `-- swarm [CASES]`: the swarm's first cases under both
 //! transports.
 
-use picasso_browser::{Page, PageOptions, WidgetSource};
 use picasso_simulator::{Policy, RunOptions, Transport, run_with};
 use std::path::Path;
 use std::time::Instant;
@@ -21,25 +20,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn widget(dir: &str) -> Policy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     Policy::Js(picasso_simulator::widget::js::register(&path).expect("widget"))
-}
-
-/// Median wall time of opening a page with the corrected widget and handing it a config.
-fn startup(runs: usize) -> f64 {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../widgets/corrected");
-    let source = WidgetSource::load(&path).expect("widget");
-    let host = "{ tenantHash: 't', sessionId: 's', settings: {}, render() {}, settle() {}, metric() {}, retryWait() {} }";
-    let config = r#"[{"tenant_hash":"t","features":{"streaming_enabled":true,"streaming_percentage":100},"endpoints":{"chat":"/c","streaming":"http://g/"}}]"#;
-    let mut times: Vec<f64> = (0..runs)
-        .map(|i| {
-            let t0 = Instant::now();
-            let options = PageOptions::chromium(i as u64);
-            let page = Page::open(&source, options, host).expect("page");
-            page.call_widget("config", config).expect("config");
-            t0.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
 }
 
 /// `swarm` among the words: the first `cases` cases of the swarm's seed 1 under the
@@ -208,9 +188,12 @@ fn main() {
             shown.join(", ")
         );
     }
-    let per = startup(200);
+    let Policy::Js(corrected) = widget("widgets/corrected") else {
+        unreachable!("a widget is a JavaScript policy")
+    };
+    let per = picasso_simulator::bench::js_startup(corrected, 200);
     println!(
-        "js start-up per session (realm, globals, widgets/corrected modules, createWidget, config): {:.3} ms median of 200",
-        per * 1000.0
+        "js start-up per session, as the simulator starts one (realm, globals, widgets/corrected modules, createWidget, config): {:.3} ms median of 200",
+        per.as_secs_f64() * 1000.0
     );
 }

@@ -9,8 +9,9 @@
 //! time to first token (over the scripted gap), the pacing error of every later gap
 //! (|arrival gap − scripted gap|) and the share of gaps under half the scripted one
 //! (bunched frames), server CPU seconds and minor page faults per 1,000 frames (a burst's
-//! first touch of new memory shows in both), server peak RSS, streams held. `sim` runs the simulator in this process on one thread: simulated
-//! messages per second with the corrected policy.
+//! first touch of new memory shows in both), server peak RSS, streams held. `sim` runs
+//! the simulator in this process on one thread: simulated messages per second with the
+//! corrected policy, and with `--widget` a JavaScript widget beside it.
 
 mod meter;
 
@@ -50,8 +51,15 @@ pub(crate) struct BenchArgs {
     /// Bursts run one after another against the same server (bedrock, gateway): with
     /// `--streams 1 --rounds 30`, a lone client's 30 requests in a row, which is how a
     /// developer's widget meets `serve` (pooled connections, a cached tenant config).
+    /// For `sim`: timed runs of each policy after the warm-up, in alternating order, of
+    /// which the median is reported.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// A JavaScript widget (its directory or entry file) to measure beside the Rust
+    /// corrected policy (sim): its messages per second, its ratio to the policy's round
+    /// by round, and its start-up per session.
+    #[arg(long, value_name = "PATH")]
+    pub widget: Option<std::path::PathBuf>,
     /// Passed to `serve --pacing` (bedrock, gateway).
     #[arg(long, value_enum, default_value = "precise")]
     pub pacing: crate::serve::Pacing,
@@ -68,8 +76,25 @@ pub(crate) struct BenchArgs {
 
 /// Runs the benchmark and prints its numbers.
 pub(crate) fn run(args: BenchArgs) -> Status {
+    if args.widget.is_some() && args.target != Target::Sim {
+        eprintln!(
+            "error: bench: --widget measures a widget in the simulator: `bench sim --widget PATH`"
+        );
+        return Status::InputError;
+    }
+    let widget = match &args.widget {
+        Some(path) => match picasso_simulator::widget::js::register(path) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                // The error names the path.
+                eprintln!("error: bench: --widget {e}");
+                return Status::InputError;
+            }
+        },
+        None => None,
+    };
     let result = match args.target {
-        Target::Sim => sim(&args),
+        Target::Sim => sim(&args, widget),
         Target::Bedrock | Target::Gateway => served(&args),
     };
     match result {
@@ -96,49 +121,101 @@ fn print_lines(value: &serde_json::Value) {
     }
 }
 
-/// The simulator's rate on this thread (after one untimed warm-up run), with the
-/// corrected policy, under each transport: the SDK (the default, under the keys this
-/// benchmark always had: `msgs_per_s`, …) and the direct campaign transport (the same
-/// keys, `direct_` first).
-fn sim(args: &BenchArgs) -> Result<serde_json::Value, String> {
+/// The simulator's rate on this thread, with the corrected policy, under each transport:
+/// the SDK (the default, under the keys this benchmark always had: `msgs_per_s`, …) and
+/// the direct campaign transport (the same keys, `direct_` first); with `--widget`, a
+/// JavaScript widget beside the policy under the SDK (`widget_` first). Each is run once
+/// untimed, then `--rounds` times in alternating order; the median round is reported.
+fn sim(
+    args: &BenchArgs,
+    widget: Option<picasso_simulator::widget::js::JsWidgetId>,
+) -> Result<serde_json::Value, String> {
+    use picasso_simulator::{Policy, RunOptions, Transport};
     let scenario = picasso_simulator::bench::population(args.streams, args.messages, args.tokens);
     let messages = args.streams * args.messages;
+    let rounds = args.rounds.max(1);
     let mut value = json!({
         "target": "sim",
         "policy": "corrected",
         "messages": messages,
         "tokens_per_message": args.tokens,
+        "rounds": rounds,
     });
-    for transport in [
-        picasso_simulator::Transport::Sdk,
-        picasso_simulator::Transport::Direct,
-    ] {
-        let options = picasso_simulator::RunOptions {
+    for transport in [Transport::Sdk, Transport::Direct] {
+        let options = RunOptions {
             transcript: false,
             check: false,
             transport,
         };
-        // One untimed run first: the timed one then measures the simulator, not the
-        // process's first touch of its heap (a long `swarm` or `run` is warm too).
-        let run = || {
-            picasso_simulator::run_with(&scenario, picasso_simulator::Policy::Corrected, options)
-                .map_err(|e| e.to_string())
+        let mut policies = vec![("", Policy::Corrected)];
+        if let (Transport::Sdk, Some(w)) = (transport, widget) {
+            policies.push(("widget_", Policy::Js(w)));
+        }
+        let run = |policy: Policy| -> Result<(f64, picasso_simulator::Outcome), String> {
+            let t0 = Instant::now();
+            let outcome = picasso_simulator::run_with(&scenario, policy, options)
+                .map_err(|e| e.to_string())?;
+            Ok((t0.elapsed().as_secs_f64(), outcome))
         };
-        run()?;
-        let t0 = Instant::now();
-        let outcome = run()?;
-        let wall = t0.elapsed().as_secs_f64();
-        let prefix = match transport {
-            picasso_simulator::Transport::Sdk => "",
-            picasso_simulator::Transport::Direct => "direct_",
+        // One untimed run each first: the timed ones then measure the simulator, not the
+        // process's first touch of its heap (a long `swarm` or `run` is warm too; a cold
+        // first run is up to 40 % slower here).
+        for (_, policy) in &policies {
+            run(*policy)?;
+        }
+        let mut walls: Vec<Vec<f64>> = vec![Vec::new(); policies.len()];
+        let mut last = Vec::new();
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..policies.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            last.clear();
+            for i in order {
+                let (wall, outcome) = run(policies[i].1)?;
+                walls[i].push(wall);
+                last.push((i, outcome));
+            }
+        }
+        let transport_prefix = match transport {
+            Transport::Sdk => "",
+            Transport::Direct => "direct_",
         };
-        value[format!("{prefix}wall_s")] = json!(round(wall, 3));
-        value[format!("{prefix}msgs_per_s")] = json!(round(messages as f64 / wall, 0));
-        value[format!("{prefix}simulated_s_per_wall_s")] =
-            json!(round(outcome.end_ms as f64 / 1000.0 / wall, 1));
-        value[format!("{prefix}bedrock_calls")] = json!(outcome.bedrock.len());
+        for (i, (policy_prefix, _)) in policies.iter().enumerate() {
+            let prefix = format!("{transport_prefix}{policy_prefix}");
+            let wall = median(&walls[i]);
+            let outcome = &last.iter().find(|(j, _)| *j == i).expect("ran").1;
+            value[format!("{prefix}wall_s")] = json!(round(wall, 3));
+            value[format!("{prefix}msgs_per_s")] = json!(round(messages as f64 / wall, 0));
+            value[format!("{prefix}simulated_s_per_wall_s")] =
+                json!(round(outcome.end_ms as f64 / 1000.0 / wall, 1));
+            value[format!("{prefix}bedrock_calls")] = json!(outcome.bedrock.len());
+        }
+        if policies.len() == 2 {
+            // Round by round: both ran in the same minute, whatever the machine did.
+            let ratios: Vec<f64> = walls[0].iter().zip(&walls[1]).map(|(r, w)| r / w).collect();
+            value["widget_vs_corrected_pct"] = json!(round(median(&ratios) * 100.0, 1));
+        }
+    }
+    if let Some(w) = widget {
+        value["widget"] = json!(w.name());
+        value["widget_startup_ms"] = json!(round(
+            picasso_simulator::bench::js_startup(w, 200).as_secs_f64() * 1000.0,
+            3
+        ));
     }
     Ok(value)
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 fn round(v: f64, digits: i32) -> f64 {

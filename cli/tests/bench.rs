@@ -60,3 +60,54 @@ fn sim_reports_its_rate() {
         assert!(v[format!("{prefix}wall_s")].as_f64().unwrap() > 0.0, "{v}");
     }
 }
+
+/// `bench sim --widget`: the team's JavaScript widget measured beside the Rust corrected
+/// policy in the same run, with its ratio and its start-up per session; the same
+/// messages and Bedrock calls as the policy, since both run the same population.
+#[test]
+fn sim_measures_a_js_widget_beside_the_rust_policy() {
+    let widget = concat!(env!("CARGO_MANIFEST_DIR"), "/../widgets/corrected");
+    let v = bench(&[
+        "sim",
+        "--streams",
+        "4",
+        "--messages",
+        "2",
+        "--tokens",
+        "3",
+        "--rounds",
+        "3",
+        "--widget",
+        widget,
+    ]);
+    assert_eq!(v["widget"], "js-corrected", "{v}");
+    assert_eq!(v["rounds"], 3, "{v}");
+    assert_eq!(v["widget_bedrock_calls"], v["bedrock_calls"], "{v}");
+    for key in [
+        "widget_msgs_per_s",
+        "widget_vs_corrected_pct",
+        "widget_startup_ms",
+    ] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+}
+
+/// A widget that cannot be loaded, or `--widget` on a served target, is an input error
+/// (exit 2) that says why, before anything runs.
+#[test]
+fn a_bad_widget_argument_is_an_input_error() {
+    for args in [
+        &["sim", "--widget", "no/such/widget"][..],
+        &["bedrock", "--widget", "widgets/corrected"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--widget"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}

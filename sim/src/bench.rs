@@ -46,3 +46,35 @@ pub fn population(sessions: usize, messages: usize, tokens: usize) -> Scenario {
         .collect();
     s
 }
+
+/// Median wall time, over `runs` sessions on this thread, of starting a JavaScript
+/// widget's session as the simulator does: a fresh realm on the thread's engine with the
+/// globals and the widget's modules, `createWidget(host)`, and the default world's
+/// streaming config handed to it. The first session (which may compile the modules) is
+/// not counted.
+pub fn js_startup(widget: crate::widget::js::JsWidgetId, runs: usize) -> std::time::Duration {
+    use crate::widget::{Input, SessionCtx, js::JsWidget};
+    let scenario = Scenario::default_scenario();
+    let tenant = &scenario.tenants[0];
+    let config = tenant.config(
+        "/Master_Function?action=chat",
+        Some("http://gateway/stream"),
+    );
+    let start = |i: usize| {
+        let ctx = SessionCtx {
+            seed: scenario.seed,
+            tenant: tenant.hash.clone(),
+            session_id: format!("startup-{i}"),
+            event_source: true,
+            settings: scenario.widget,
+        };
+        let t0 = std::time::Instant::now();
+        let mut w = JsWidget::new(widget, ctx);
+        w.step(0, Input::ConfigLoaded(Ok(config.clone())));
+        t0.elapsed()
+    };
+    start(0);
+    let mut times: Vec<std::time::Duration> = (1..=runs.max(1)).map(start).collect();
+    times.sort();
+    times[times.len() / 2]
+}
