@@ -15,9 +15,9 @@ pub(crate) fn run(
     widgets: &[Policy],
 ) -> Status {
     let Some(name) = name else {
-        println!("Fault-injection demos (picasso-sim demo NAME):\n");
+        outln!("Fault-injection demos (picasso-sim demo NAME):\n");
         for d in DEMOS {
-            println!("  {:<20} {}", d.name, d.setup);
+            outln!("  {:<20} {}", d.name, d.setup);
         }
         return Status::Ok;
     };
@@ -32,21 +32,21 @@ pub(crate) fn run(
             return Status::Failed;
         }
     };
-    println!("demo {}: {}", run.demo.name, run.demo.setup);
-    println!(
+    outln!("demo {}: {}", run.demo.name, run.demo.setup);
+    outln!(
         "servers: {} (--servers as-written|hardened)",
         run.scenario.servers.name()
     );
     for fault in &run.scenario.faults {
-        println!("injected: {}", describe_fault(fault));
+        outln!("injected: {}", describe_fault(fault));
     }
-    println!();
-    print!("{}", side_by_side(&run.outcomes, terminal_width()));
+    outln!();
+    out!("{}", side_by_side(&run.outcomes, terminal_width()));
     for (o, stories) in run.outcomes.iter().zip(&run.stories) {
-        println!("\n── {} ──", o.policy);
+        outln!("\n── {} ──", o.policy);
         for story in stories {
             let claims: Vec<String> = story.claims.iter().map(ToString::to_string).collect();
-            println!(
+            outln!(
                 "  {}/{}: {}",
                 story.session,
                 story.message,
@@ -54,14 +54,14 @@ pub(crate) fn run(
             );
         }
         if o.violations.is_empty() {
-            println!("  invariants: all hold");
+            outln!("  invariants: all hold");
         } else {
             for v in &o.violations {
-                println!("  broken: {v}");
+                outln!("  broken: {v}");
             }
         }
         if verbose {
-            println!("\n{}", o.transcript);
+            outln!("\n{}", o.transcript);
         }
     }
     Status::Ok

@@ -5,7 +5,30 @@
 //! print is computed by the `picasso-simulator` library (the suite, the demos, the
 //! rollout rehearsal, swarm), so a team can drive the same from its own Rust tests.
 //! Exit codes are 0 (all good), 1 (a check or scenario failed) and 2 (a usage or input
-//! error), so scripts and CI jobs can act on them.
+//! error), so scripts and CI jobs can act on them; 141 when the reader of stdout went
+//! away (as a process ended by SIGPIPE), 74 when stdout cannot be written otherwise.
+
+/// `println!` for a command's output. A reader that went away (`picasso-sim run … |
+/// head`) ends the process quietly with status 141, as SIGPIPE ends `cat`, where
+/// `println!` would panic; any other failure to write is reported, status 74.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
+/// `print!` for a command's output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
 
 mod bench;
 mod demo;
@@ -368,4 +391,13 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Ends the process after a failed write to stdout (see [`outln!`]).
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(74)
 }

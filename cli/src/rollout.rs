@@ -63,7 +63,7 @@ pub(crate) fn run(
             eprintln!("error: cannot write {}: {e}", html_path.display());
             return Status::InputError;
         }
-        println!("report: {}", html_path.display());
+        outln!("report: {}", html_path.display());
     }
     if let Some(json_path) = json {
         let text = to_json(&scenario, &rehearsal);
@@ -71,7 +71,7 @@ pub(crate) fn run(
             eprintln!("error: cannot write {}: {e}", json_path.display());
             return Status::InputError;
         }
-        println!("json: {}", json_path.display());
+        outln!("json: {}", json_path.display());
     }
     if rehearsal.passed() {
         Status::Ok
@@ -89,7 +89,7 @@ fn pct(v: f64) -> String {
 }
 
 fn print_rehearsal(r: &Rehearsal) {
-    println!(
+    outln!(
         "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
         "step",
         "sessions",
@@ -111,7 +111,7 @@ fn print_rehearsal(r: &Rehearsal) {
     };
     for run in &r.runs {
         let m = &run.metrics;
-        println!(
+        outln!(
             "{:<34} {:>8} {:>9} {:>8} {:>10} {:>9} {:>8} {:>20} {:>20}",
             run.step.label,
             m.sessions,
@@ -133,7 +133,7 @@ fn print_rehearsal(r: &Rehearsal) {
                 )
             })
             .collect();
-        println!(
+        outln!(
             "    gateway error codes (its /metrics): {}",
             if by_type.is_empty() {
                 "none".to_owned()
@@ -142,21 +142,22 @@ fn print_rehearsal(r: &Rehearsal) {
             }
         );
         for c in &run.criteria {
-            println!("    {}", c.line());
+            outln!("    {}", c.line());
         }
         let reasons = if run.decision.reasons.is_empty() {
             String::new()
         } else {
             format!(" ({})", run.decision.reasons.join("; "))
         };
-        println!(
+        outln!(
             "    decision tree: {}{reasons} -> {}",
-            run.decision.verdict, run.action
+            run.decision.verdict,
+            run.action
         );
     }
-    println!("\noverall, steps after the baseline pooled:");
+    outln!("\noverall, steps after the baseline pooled:");
     for c in &r.overall {
-        println!("    {}", c.line());
+        outln!("    {}", c.line());
     }
     let finals: Vec<String> = r
         .final_percentages
@@ -187,5 +188,5 @@ fn print_rehearsal(r: &Rehearsal) {
         }
         (other, _) => format!("stopped: {other}"),
     };
-    println!("verdict: {verdict}; final: {}", finals.join(", "));
+    outln!("verdict: {verdict}; final: {}", finals.join(", "));
 }

@@ -106,9 +106,10 @@ pub(crate) fn run(config: RunConfig) -> Status {
     };
     if config.scenarios.is_empty() {
         let default = picasso_core::Scenario::default_scenario();
-        println!(
+        outln!(
             "No scenario file given: running the embedded default scenario, {:?}:\n  {}\n",
-            default.name, default.description
+            default.name,
+            default.description
         );
     }
     let jobs: Vec<Job> = jobs
@@ -163,7 +164,7 @@ pub(crate) fn run(config: RunConfig) -> Status {
     }
     if config.transcripts {
         for r in &results {
-            println!(
+            outln!(
                 "=== {} · {} ===\n{}",
                 r.job.name,
                 r.job.policy.name(),
@@ -196,12 +197,19 @@ pub(crate) fn run(config: RunConfig) -> Status {
 }
 
 fn print_summary(results: &[JobResult]) {
-    println!(
+    outln!(
         "\n{:<34} {:<11} {:>5} {:>7} {:>9} {:>6} {:>8} {:>10}  result",
-        "scenario", "policy", "msgs", "streams", "fallbacks", "errors", "bedrock", "violations"
+        "scenario",
+        "policy",
+        "msgs",
+        "streams",
+        "fallbacks",
+        "errors",
+        "bedrock",
+        "violations"
     );
     for r in results {
-        println!(
+        outln!(
             "{:<34} {:<11} {:>5} {:>7} {:>9} {:>6} {:>8} {:>10}  {}",
             truncate(&r.job.name, 34),
             r.job.policy.name(),
@@ -219,7 +227,7 @@ fn print_summary(results: &[JobResult]) {
         .iter()
         .filter(|r| r.passed() && !r.violations.is_empty())
         .count();
-    println!(
+    outln!(
         "\n{} jobs: {} passed, {} failed{}",
         results.len(),
         results.len() - failed,
@@ -231,25 +239,25 @@ fn print_summary(results: &[JobResult]) {
         }
     );
     for r in results.iter().filter(|r| !r.passed()) {
-        println!("\nFAILED {} · {}:", r.job.name, r.job.policy.name());
+        outln!("\nFAILED {} · {}:", r.job.name, r.job.policy.name());
         for v in &r.violations {
-            println!("  - {v}");
+            outln!("  - {v}");
         }
         if let Some(e) = &r.error {
-            println!("  - {e}");
+            outln!("  - {e}");
         }
         if let Some(failure) = r.snapshot.as_ref().and_then(|s| s.failure()) {
             let mut lines = failure.lines();
-            println!("  - {}", lines.next().unwrap_or_default());
+            outln!("  - {}", lines.next().unwrap_or_default());
             for line in lines {
-                println!("      {line}");
+                outln!("      {line}");
             }
         }
         let selector = match r.job.policy {
             Policy::Js(id) => format!("--widget {}", id.entry()),
             policy => format!("--policy {}", policy.name()),
         };
-        println!(
+        outln!(
             "  replay: picasso-sim run {} {selector} --replay",
             r.job.source
         );
@@ -312,7 +320,7 @@ fn print_snapshot_summary(golden: &GoldenDir, results: &[JobResult]) {
             count(|v| matches!(v, Verdict::Unusable { .. })),
         ));
     }
-    println!(
+    outln!(
         "\nsnapshots in {}: {}",
         golden.dir.display(),
         parts.join(", ")
@@ -322,13 +330,13 @@ fn print_snapshot_summary(golden: &GoldenDir, results: &[JobResult]) {
 /// For a small run, what the user saw of each message, so the result reads without a transcript.
 fn print_seen(results: &[JobResult]) {
     for r in results {
-        println!(
+        outln!(
             "\nWhat the user saw ({} · {}):",
             r.job.name,
             r.job.policy.name()
         );
         for line in &r.seen {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     let mut judged: Vec<&str> = Vec::new();
@@ -343,13 +351,13 @@ fn print_seen(results: &[JobResult]) {
             .iter()
             .map(|p| p.name())
             .collect();
-        println!(
+        outln!(
             "\n{} kept all {} invariants on this run: {}.",
             judged.join(", "),
             names.len(),
             names.join(", ")
         );
-        println!(
+        outln!(
             "Next: `picasso-sim demo` (faults, the three policies side by side), `picasso-sim run scenarios/ --policy all`,\n\
              `picasso-sim serve` (the servers and a demo page for a real browser)."
         );

@@ -4,6 +4,6 @@ use super::Status;
 
 /// Prints the schema to stdout.
 pub(crate) fn run() -> Status {
-    print!("{}", picasso_core::scenario::json_schema());
+    out!("{}", picasso_core::scenario::json_schema());
     Status::Ok
 }

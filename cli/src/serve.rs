@@ -190,9 +190,9 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         }
         (None, None) => unreachable!("a listener is bound whenever no endpoint is given"),
     };
-    println!("mock Bedrock       {bedrock_url}        (journal: {bedrock_url}/__admin/requests)");
+    outln!("mock Bedrock       {bedrock_url}        (journal: {bedrock_url}/__admin/requests)");
     if config.bedrock_only {
-        println!("\nCtrl-C stops.");
+        outln!("\nCtrl-C stops.");
         return join(tasks).await;
     }
 
@@ -208,7 +208,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         config.bedrock_hop,
     ) {
         (None, None, BedrockHop::InProcess) => {
-            println!(
+            outln!(
                 "gateway -> Bedrock in process, through the official SDK (--bedrock-hop socket: over loopback)"
             );
             bedrock_client::in_process::client(mock_bedrock::app(bedrock_state.clone()))
@@ -253,23 +253,23 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(watch(path, world.clone(), shutdown.clone()));
     }
 
-    println!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
-    println!(
+    outln!("Master Function    {master_url}/Master_Function?action=get_config&t=<tenant_hash>");
+    outln!(
         "streaming gateway  {gateway_url}   (GET ?tenant_hash=…&user_input=…&session_id=…&message_id=…)"
     );
-    println!("demo page          {master_url}/");
-    println!("metrics            {master_url}/metrics  {gateway_url}metrics");
-    println!(
+    outln!("demo page          {master_url}/");
+    outln!("metrics            {master_url}/metrics  {gateway_url}metrics");
+    outln!(
         "servers            {} (--servers as-written|hardened)",
         scenario.servers.name()
     );
-    println!(
+    outln!(
         "allowed origins    added to every tenant: {}",
         world.overrides.origins.join(", ")
     );
-    println!("\nTenants (a widget loads its config from the Master Function):");
+    outln!("\nTenants (a widget loads its config from the Master Function):");
     for t in &scenario.tenants {
-        println!(
+        outln!(
             "  {:16} {:20} streaming {:3}  {}% of sessions  origins: {}",
             t.hash,
             t.name,
@@ -278,7 +278,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
             t.allowed_origins.join(", ")
         );
     }
-    println!("\nCtrl-C stops.");
+    outln!("\nCtrl-C stops.");
     join(tasks).await
 }
 
@@ -302,7 +302,7 @@ fn record(
     tasks.spawn(async move {
         mock_bedrock::serve_router(listener, record::app(recorder), stop.cancelled_owned()).await
     });
-    println!(
+    outln!(
         "recording          {from} -> {} ({})",
         to.display(),
         if keys.is_some() {
@@ -360,7 +360,7 @@ async fn watch(path: PathBuf, world: World, shutdown: CancellationToken) {
         match load_file(&path) {
             Ok(scenario) => {
                 world.reload(scenario);
-                println!("reloaded {}", path.display());
+                outln!("reloaded {}", path.display());
             }
             Err(e) => eprintln!(
                 "{} changed but is not valid; keeping the running scenario:\n{e}",

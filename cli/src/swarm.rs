@@ -32,7 +32,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// (`--policy corrected`, `--widget widgets/corrected`), for the replay line.
 pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> Status {
     let tty = std::io::stderr().is_terminal();
-    println!(
+    outln!(
         "swarm: seed {}, {selector}, {} worker(s), up to {:?}{}",
         config.seed,
         config.jobs,
@@ -60,7 +60,7 @@ pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> 
         eprintln!();
     }
     let secs = report.elapsed.as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "explored {} cases ({} messages) in {:.1} s: {:.0} cases/s, {:.0} messages/s",
         report.cases,
         report.messages,
@@ -69,7 +69,7 @@ pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> 
         report.messages as f64 / secs
     );
     let Some(found) = report.found else {
-        println!("no invariant broke");
+        outln!("no invariant broke");
         return Status::Ok;
     };
     let size = |s: &picasso_core::Scenario| {
@@ -81,14 +81,14 @@ pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> 
     };
     let (s0, m0, f0) = size(&found.original);
     let (s1, m1, f1) = size(&found.shrunk);
-    println!(
+    outln!(
         "BROKEN {} in case {} (seed {}); shrunk from {s0} sessions, {m0} messages, {f0} faults to {s1}, {m1}, {f1}",
         found.property.name(),
         found.case,
         config.seed
     );
     for v in &found.violations {
-        println!("  {v}");
+        outln!("  {v}");
     }
     let path = out.unwrap_or_else(|| {
         PathBuf::from("target/swarm").join(format!("{}.toml", found.shrunk.name))
@@ -117,8 +117,8 @@ pub(crate) fn run(config: SwarmConfig, selector: &str, out: Option<PathBuf>) -> 
         eprintln!("error: cannot write {}: {e}", path.display());
         return Status::InputError;
     }
-    println!("written: {}", path.display());
-    println!(
+    outln!("written: {}", path.display());
+    outln!(
         "replay:  picasso-sim run {} {selector} --replay",
         path.display(),
     );

@@ -10,7 +10,7 @@ pub(crate) fn run(files: &[PathBuf]) -> Status {
     let mut status = Status::Ok;
     for file in files {
         match load_file(file) {
-            Ok(scenario) => println!(
+            Ok(scenario) => outln!(
                 "ok  {} ({} tenants, {} sessions, {} faults)",
                 file.display(),
                 scenario.tenants.len(),
@@ -23,7 +23,7 @@ pub(crate) fn run(files: &[PathBuf]) -> Status {
             }
             Err(e) => {
                 eprintln!("{e}\n");
-                println!(
+                outln!(
                     "bad {} ({} problems)",
                     file.display(),
                     e.diagnostics().len()
