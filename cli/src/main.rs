@@ -178,7 +178,7 @@ enum Command {
     },
     /// Check scenario files; names file, line, column and field of every problem.
     Validate {
-        /// Scenario files (TOML).
+        /// Scenario files (TOML), or directories of them (their `.toml` files, as `run` reads them).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

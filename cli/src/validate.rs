@@ -1,4 +1,5 @@
-//! `picasso-sim validate FILE…`: checks scenario files and says what is wrong, where.
+//! `picasso-sim validate PATH…`: checks scenario files (a directory: its `.toml` files,
+//! as `run` reads it) and says what is wrong, where.
 
 use super::Status;
 use picasso_core::{ScenarioError, load_file};
@@ -8,7 +9,17 @@ use std::path::PathBuf;
 /// Exit status: 1 if any file is invalid, 2 if any could not be read.
 pub(crate) fn run(files: &[PathBuf]) -> Status {
     let mut status = Status::Ok;
-    for file in files {
+    let mut expanded = Vec::new();
+    for path in files {
+        match picasso_simulator::suite::expand(path) {
+            Ok(found) => expanded.extend(found),
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = Status::InputError;
+            }
+        }
+    }
+    for file in &expanded {
         match load_file(file) {
             Ok(scenario) => outln!(
                 "ok  {} ({} tenants, {} sessions, {} faults)",

@@ -45,6 +45,36 @@ fn validate_accepts_the_examples() {
     );
 }
 
+/// A directory is read as `run` reads it: each of its `.toml` files, in name order; a
+/// directory without any is an input error that names it.
+#[test]
+fn validate_reads_a_directory_as_run_does() {
+    let out = picasso_sim(&["validate", "scenarios"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("ok  scenarios/"))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(repo_root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    on_disk.sort();
+    assert_eq!(listed, on_disk);
+    let empty = std::env::temp_dir().join(format!("picasso-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = picasso_sim(&["validate", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no .toml scenario files"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir(&empty);
+}
+
 /// A broken file: exit 1, and the message names file, line, column and field.
 #[test]
 fn validate_rejects_a_broken_file_with_its_location() {

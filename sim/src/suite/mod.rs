@@ -131,7 +131,9 @@ pub fn load_jobs(
     Ok(jobs)
 }
 
-fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
+/// A scenario path as `run` and `validate` take it: a file is itself, a directory its
+/// `.toml` files in name order (none is an error that names the directory).
+pub fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
