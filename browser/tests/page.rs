@@ -447,12 +447,17 @@ export function createWidget(host) {
     e instanceof MessageEvent, e instanceof Event, JSON.stringify(Object.keys(e)), e.origin === '',
     e.data, e.lastEventId);
   es.addEventListener('message', function (e) { console.log('listener', this === es, e.data); });
-  es.addEventListener('note', (e) => console.log('named', e.type, e.target === es, e.data));
+  es.addEventListener('note', (e) => console.log('named', e.type, e.target === es, e.data,
+    Date.now() - 1767225600000));
   console.log('now', Date.now.name, typeof Date.now(), Date.now() === new Date().getTime());
   console.log('form', new URLSearchParams({ q: "it's (fine)! ~ok", 'a b': '' }).toString());
   host.render('m', 42, 0);
   __report('r', undefined, 1, 'x', { a: [1] });
-  return {};
+  return {
+    tell() {
+      console.log('at', Date.now() - 1767225600000, performance.now(), new Date().getTime() - 1767225600000);
+    },
+  };
 }
 "#,
         )],
@@ -477,6 +482,8 @@ export function createWidget(host) {
     }));
     page.deliver_stream_response(1, 200, Some("text/event-stream"))
         .expect("open");
+    // Each task reads the virtual time it runs at.
+    page.set_now(700);
     page.deliver_stream_body(1, b"id: 3\ndata: hi\n\nevent: note\ndata: n\n\n")
         .expect("body");
     assert_eq!(
@@ -484,7 +491,10 @@ export function createWidget(host) {
         [
             r#"attr message true true true true ["data","lastEventId"] true hi 3"#,
             "listener true hi",
-            "named note true n"
+            "named note true n 700"
         ]
     );
+    page.set_now(1234);
+    page.call_widget("tell", "[]").expect("tell");
+    assert_eq!(consoles(&page.take_requests()), ["at 1234 1234 1234"]);
 }
