@@ -5,17 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium
-fi
-
-if ! command -v node >/dev/null 2>&1; then
-  echo "node (>= 18) is required for tests/browser" >&2
-  exit 1
-fi
+# Chromium, Node.js and npm, from the system's packages when missing.
+scripts/install-system.sh
 
 cd tests/browser
 # playwright-core ships no browsers and downloads none.

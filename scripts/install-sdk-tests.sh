@@ -2,10 +2,12 @@
 # Installs what mock-bedrock's cross-SDK test needs, idempotently:
 #   - boto3 in a virtualenv at .venv (the test runs .venv/bin/python);
 #   - the JavaScript v3 SDK in tests/sdk/js/node_modules, exactly as locked (npm ci).
-# Needs python3 (with venv) and npm. Safe to run again: it skips what is in place.
+# Safe to run again: it skips what is in place.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Python's venv, Node.js and npm, from the system's packages when missing.
+"$root/scripts/install-system.sh"
 boto3_version="1.43.11"
 
 venv="$root/.venv"

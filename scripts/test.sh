@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need (boto3 and the JS SDK for
-# the mock-Bedrock compatibility tests, Chromium and playwright-core for the browser
-# tests), then runs the whole test suite. Safe to run again: installs are idempotent.
+# The README's test command: installs what the tests need (Node.js, npm, Python's venv
+# and Chromium from the system's packages when missing; boto3 and the JS SDK for the
+# mock-Bedrock compatibility tests, playwright-core for the browser tests), then runs
+# the whole test suite. Safe to run again: installs are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for installer in scripts/install-sdk-tests.sh scripts/install-browser.sh; do
+for installer in scripts/install-system.sh scripts/install-sdk-tests.sh scripts/install-browser.sh; do
   if [ -x "$installer" ]; then
     echo "==> $installer"
     "$installer"
