@@ -9,6 +9,7 @@
 //! to its Rust policy), or `-- swarm [CASES]`: the swarm's first cases under both
 //! transports.
 
+use picasso_simulator::bench::median;
 use picasso_simulator::{Policy, RunOptions, Transport, run_with};
 use std::path::Path;
 use std::time::Instant;
@@ -64,16 +65,6 @@ fn rounds(words: &mut Vec<String>) -> usize {
     }
     eprintln!("--rounds takes a number");
     std::process::exit(2);
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
 }
 
 fn main() {
@@ -169,7 +160,7 @@ fn main() {
         println!(
             "median   {:<14} {:.0} msgs/s over {rounds} rounds ({})",
             policy.name(),
-            median(r.clone()),
+            median(r),
             shown.join(", ")
         );
     }
@@ -194,7 +185,7 @@ fn main() {
             "ratio    {} / {}: median {:.0} % ({})",
             js.name(),
             policies[rust].name(),
-            median(ratios.clone()) * 100.0,
+            median(&ratios) * 100.0,
             shown.join(", ")
         );
     }

@@ -191,7 +191,7 @@ fn sim(
         };
         for (i, (policy_prefix, _)) in policies.iter().enumerate() {
             let prefix = format!("{transport_prefix}{policy_prefix}");
-            let wall = median(&walls[i]);
+            let wall = picasso_simulator::bench::median(&walls[i]);
             let outcome = &last.iter().find(|(j, _)| *j == i).expect("ran").1;
             value[format!("{prefix}wall_s")] = json!(round(wall, 3));
             value[format!("{prefix}msgs_per_s")] = json!(round(messages as f64 / wall, 0));
@@ -202,21 +202,11 @@ fn sim(
         if policies.len() == 2 {
             // Round by round: both ran in the same minute, whatever the machine did.
             let ratios: Vec<f64> = walls[0].iter().zip(&walls[1]).map(|(r, w)| r / w).collect();
-            value["widget_vs_corrected_pct"] = json!(round(median(&ratios) * 100.0, 1));
+            value["widget_vs_corrected_pct"] =
+                json!(round(picasso_simulator::bench::median(&ratios) * 100.0, 1));
         }
     }
     Ok(value)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut xs = xs.to_vec();
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
 }
 
 fn round(v: f64, digits: i32) -> f64 {
