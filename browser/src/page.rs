@@ -645,7 +645,6 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> (String, String) {
     }
 }
 
-/// The native `__host` object the prelude builds the globals on.
 /// Appends `value` as `JSON.stringify` writes an array element (`undefined`, functions
 /// and symbols as `null`). Strings, numbers and booleans are written here: QuickJS's
 /// `JSON.stringify` builds a wrapper object and an array for every call, which cost
@@ -684,6 +683,7 @@ fn push_json(json: &mut String, value: Value<'_>) -> rquickjs::Result<()> {
     Ok(())
 }
 
+/// The native `__host` object the prelude builds the globals on.
 fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     macro_rules! native {
