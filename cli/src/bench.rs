@@ -167,32 +167,29 @@ fn sim(
         };
         // One untimed run each first: the timed ones then measure the simulator, not the
         // process's first touch of its heap (a long `swarm` or `run` is warm too; a cold
-        // first run is up to 40 % slower here).
-        for (_, policy) in &policies {
-            run(*policy)?;
-        }
+        // first run is up to 40 % slower here). A run is deterministic, so the warm-up's
+        // outcome is every round's.
+        let outcomes = policies
+            .iter()
+            .map(|(_, policy)| run(*policy).map(|(_, outcome)| outcome))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut walls: Vec<Vec<f64>> = vec![Vec::new(); policies.len()];
-        let mut last = Vec::new();
         for round in 0..rounds {
             let mut order: Vec<usize> = (0..policies.len()).collect();
             if round % 2 == 1 {
                 order.reverse();
             }
-            last.clear();
             for i in order {
-                let (wall, outcome) = run(policies[i].1)?;
-                walls[i].push(wall);
-                last.push((i, outcome));
+                walls[i].push(run(policies[i].1)?.0);
             }
         }
         let transport_prefix = match transport {
             Transport::Sdk => "",
             Transport::Direct => "direct_",
         };
-        for (i, (policy_prefix, _)) in policies.iter().enumerate() {
+        for (((policy_prefix, _), outcome), walls) in policies.iter().zip(&outcomes).zip(&walls) {
             let prefix = format!("{transport_prefix}{policy_prefix}");
-            let wall = picasso_simulator::bench::median(&walls[i]);
-            let outcome = &last.iter().find(|(j, _)| *j == i).expect("ran").1;
+            let wall = picasso_simulator::bench::median(walls);
             value[format!("{prefix}wall_s")] = json!(round(wall, 3));
             value[format!("{prefix}msgs_per_s")] = json!(round(messages as f64 / wall, 0));
             value[format!("{prefix}simulated_s_per_wall_s")] =
