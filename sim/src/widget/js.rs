@@ -339,8 +339,7 @@ impl JsWidget {
             return;
         };
         let ended = parser.feed(bytes).into_iter().any(|item| {
-            matches!(item, SseItem::Event(e) if e.event_type == "message"
-                && matches!(StreamFrame::parse(&e.data), Some(StreamFrame::End)))
+            matches!(item, SseItem::Event(e) if e.event_type == "message" && is_end_frame(&e.data))
         });
         if ended
             && let Some(m) = self.es_msg.get(&conn).cloned()
@@ -598,6 +597,14 @@ impl JsWidget {
     }
 }
 
+/// Whether a `message` event's data is the stream's `end` frame. Only data that spells
+/// `end`, or escapes a character (`"\u0065nd"`), can be: the JSON parse is skipped for
+/// the text frames, all but one of a stream's.
+fn is_end_frame(data: &str) -> bool {
+    (data.contains("end") || data.contains("\\u"))
+        && matches!(StreamFrame::parse(data), Some(StreamFrame::End))
+}
+
 fn es(conn: ConnId) -> u32 {
     u32::try_from(conn).unwrap_or(u32::MAX)
 }
@@ -663,5 +670,14 @@ mod tests {
         );
         assert_eq!(form_decode("100%"), "100%");
         assert_eq!(form_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn the_end_frame_is_seen_however_it_is_spelled() {
+        assert!(is_end_frame(r#"{"type": "end"}"#));
+        assert!(is_end_frame(r#"{"type":"\u0065nd"}"#));
+        assert!(!is_end_frame(r#"{"content": "the end", "type": "text"}"#));
+        assert!(!is_end_frame(r#"{"content": "w1 ", "type": "text"}"#));
+        assert!(!is_end_frame("end"));
     }
 }
