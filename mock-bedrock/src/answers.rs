@@ -2,12 +2,13 @@
 //! (bedrock-wire.md §3–§5): Converse JSON, Anthropic's native message JSON, and the
 //! events of the two streams. All numbers are integers; all payloads unwrapped.
 
-use crate::eventstream::{self, FrameError};
+use crate::eventstream::{self, EventHeaders, FrameError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Bytes, BytesMut};
 use picasso_core::scenario::{StopReason, Usage};
 use serde_json::{Value, json};
+use std::sync::OnceLock;
 
 /// The id Anthropic-format answers carry, derived from the request id so it repeats.
 pub fn message_id(request_id: &str) -> String {
@@ -99,14 +100,39 @@ impl StreamFormat {
     /// The frame carrying one token of text.
     pub fn token(&self, text: &str) -> Result<Bytes, FrameError> {
         match self {
-            StreamFormat::Converse => eventstream::event(
-                "contentBlockDelta",
-                &json!({"delta": {"text": text}, "contentBlockIndex": 0}),
-            ),
-            StreamFormat::Anthropic { .. } => chunk(&json!({
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": text},
-            })),
+            // Every streamed token: its header block is made once, its payload written
+            // straight as the JSON `event` would write for
+            // `{"delta": {"text": text}, "contentBlockIndex": 0}` (keys in order).
+            StreamFormat::Converse => {
+                static HEADERS: OnceLock<EventHeaders> = OnceLock::new();
+                let mut payload = Vec::with_capacity(text.len() + 48);
+                payload.extend_from_slice(br#"{"contentBlockIndex":0,"delta":{"text":"#);
+                push_json_str(&mut payload, text);
+                payload.extend_from_slice(b"}}");
+                Ok(eventstream::event_raw(
+                    headers(&HEADERS, "contentBlockDelta")?,
+                    &payload,
+                ))
+            }
+            // The native event `{"type": "content_block_delta", "index": 0, "delta":
+            // {"type": "text_delta", "text": text}}`, base64 in a `chunk`'s `bytes`.
+            StreamFormat::Anthropic { .. } => {
+                static HEADERS: OnceLock<EventHeaders> = OnceLock::new();
+                let mut native = Vec::with_capacity(text.len() + 80);
+                native.extend_from_slice(br#"{"delta":{"text":"#);
+                push_json_str(&mut native, text);
+                native.extend_from_slice(
+                    br#","type":"text_delta"},"index":0,"type":"content_block_delta"}"#,
+                );
+                let mut payload = Vec::with_capacity(native.len() * 4 / 3 + 16);
+                payload.extend_from_slice(br#"{"bytes":""#);
+                payload.extend_from_slice(BASE64.encode(&native).as_bytes());
+                payload.extend_from_slice(br#""}"#);
+                Ok(eventstream::event_raw(
+                    headers(&HEADERS, "chunk")?,
+                    &payload,
+                ))
+            }
         }
     }
 
@@ -145,6 +171,24 @@ impl StreamFormat {
             ]),
         }
     }
+}
+
+/// The header block of one event type, made once per process.
+fn headers<'a>(
+    cell: &'a OnceLock<EventHeaders>,
+    event_type: &str,
+) -> Result<&'a EventHeaders, FrameError> {
+    if let Some(h) = cell.get() {
+        return Ok(h);
+    }
+    let made = EventHeaders::new(event_type)?;
+    Ok(cell.get_or_init(|| made))
+}
+
+/// Appends `text` as a JSON string, quoted and escaped as `serde_json` writes it.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // Writing a `str` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(out, text);
 }
 
 /// A `chunk` event: the native event's JSON, base64 in the `bytes` member.
@@ -194,6 +238,35 @@ mod tests {
         input_tokens: 3,
         output_tokens: 2,
     };
+
+    proptest::proptest! {
+        /// The token frame written straight is the frame the JSON tree gives, byte for
+        /// byte, whatever the text (quotes, control characters, any Unicode).
+        #[test]
+        fn converse_token_frames_are_the_codecs(text in proptest::prelude::any::<String>()) {
+            let straight = StreamFormat::Converse.token(&text).unwrap();
+            let tree = eventstream::event(
+                "contentBlockDelta",
+                &json!({"delta": {"text": text}, "contentBlockIndex": 0}),
+            )
+            .unwrap();
+            proptest::prop_assert_eq!(straight, tree);
+        }
+
+        /// Likewise the InvokeModelWithResponseStream token (a `chunk` of the native
+        /// `content_block_delta`, base64).
+        #[test]
+        fn anthropic_token_frames_are_the_codecs(text in proptest::prelude::any::<String>()) {
+            let format = StreamFormat::Anthropic { id: "msg_bdrk_1".into(), model: "m".into() };
+            let straight = format.token(&text).unwrap();
+            let tree = chunk(&json!({
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            }))
+            .unwrap();
+            proptest::prop_assert_eq!(straight, tree);
+        }
+    }
 
     #[test]
     fn converse_stream_events_are_in_order_and_unwrapped() {

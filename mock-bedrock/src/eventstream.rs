@@ -58,6 +58,49 @@ pub fn corrupt(frame: &Bytes) -> Bytes {
     bytes.freeze()
 }
 
+/// An event frame whose header block was encoded once (see [`EventHeaders`]) and whose
+/// payload is JSON text already: the frame of every streamed token, written without a
+/// header list, a JSON tree or a second buffer per token. Byte for byte what
+/// [`event`] writes (a property test checks it against the codec).
+pub fn event_raw(headers: &EventHeaders, payload: &[u8]) -> Bytes {
+    // The prelude (total length, header length, its CRC), the headers, the payload,
+    // and the CRC of all of it: the format's whole definition.
+    let total = 12 + headers.0.len() + payload.len() + 4;
+    let mut out = BytesMut::with_capacity(total);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(headers.0.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&out[..8]);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(&headers.0);
+    out.extend_from_slice(payload);
+    let message_crc = crc32fast::hash(&out[..]);
+    out.extend_from_slice(&message_crc.to_be_bytes());
+    out.freeze()
+}
+
+/// The encoded header block of an event of one type (`:message-type`, `:event-type`,
+/// `:content-type`, as [`event`] writes them), made once by the codec itself.
+#[derive(Debug, Clone)]
+pub struct EventHeaders(Bytes);
+
+impl EventHeaders {
+    /// The header block of `event_type` events.
+    pub fn new(event_type: &str) -> Result<EventHeaders, FrameError> {
+        let message = Message::new_from_parts(
+            vec![
+                string_header(":message-type", "event"),
+                string_header(":event-type", event_type),
+                string_header(":content-type", JSON),
+            ],
+            Bytes::new(),
+        );
+        let mut buffer = BytesMut::new();
+        write_message_to(&message, &mut buffer)?;
+        let len = u32::from_be_bytes([buffer[4], buffer[5], buffer[6], buffer[7]]) as usize;
+        Ok(EventHeaders(buffer.freeze().slice(12..12 + len)))
+    }
+}
+
 fn string_header(name: &'static str, value: &str) -> Header {
     Header::new(name, HeaderValue::String(value.to_owned().into()))
 }
@@ -150,6 +193,19 @@ mod tests {
             prop_assert_eq!(message.headers().len(), 3);
             let decoded: serde_json::Value = serde_json::from_slice(message.payload()).unwrap();
             prop_assert_eq!(decoded, payload);
+        }
+
+        /// A frame from a header block made once and a payload already in JSON is the
+        /// codec's frame, byte for byte.
+        #[test]
+        fn raw_frames_are_the_codecs_frames(
+            event_type in "[a-zA-Z]{1,40}",
+            text in any::<String>(),
+        ) {
+            let payload = json!({"delta": {"text": text}, "contentBlockIndex": 0});
+            let headers = EventHeaders::new(&event_type).unwrap();
+            let raw = event_raw(&headers, payload.to_string().as_bytes());
+            prop_assert_eq!(raw, event(&event_type, &payload).unwrap());
         }
 
         /// Split anywhere, frames still decode with the streaming decoder the SDKs use.
