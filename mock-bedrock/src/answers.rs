@@ -101,8 +101,9 @@ impl StreamFormat {
     pub fn token(&self, text: &str) -> Result<Bytes, FrameError> {
         match self {
             // Every streamed token: its header block is made once, its payload written
-            // straight as the JSON `event` would write for
-            // `{"delta": {"text": text}, "contentBlockIndex": 0}` (keys in order).
+            // straight, byte for byte what `event` writes for the tree
+            // `{"delta": {"text": text}, "contentBlockIndex": 0}` (serde_json's map
+            // sorts the keys; the property tests below compare the two).
             StreamFormat::Converse => {
                 static HEADERS: OnceLock<EventHeaders> = OnceLock::new();
                 let mut payload = Vec::with_capacity(text.len() + 48);
@@ -115,7 +116,8 @@ impl StreamFormat {
                 ))
             }
             // The native event `{"type": "content_block_delta", "index": 0, "delta":
-            // {"type": "text_delta", "text": text}}`, base64 in a `chunk`'s `bytes`.
+            // {"type": "text_delta", "text": text}}` (keys sorted, as above), base64 in
+            // a `chunk`'s `bytes`.
             StreamFormat::Anthropic { .. } => {
                 static HEADERS: OnceLock<EventHeaders> = OnceLock::new();
                 let mut native = Vec::with_capacity(text.len() + 80);
