@@ -16,6 +16,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A 60 s search from seed 1 with `who` (`--policy NAME` or `--widget PATH`) on `jobs`
+/// workers, writing what it finds to `out`.
+fn search(who: [&str; 2], jobs: &str, out: &std::path::Path) -> Output {
+    picasso_sim(&[
+        "swarm",
+        "--seed",
+        "1",
+        "--time",
+        "60s",
+        who[0],
+        who[1],
+        "--jobs",
+        jobs,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// The lines that depend only on the inputs (not the rates, which depend on the machine).
 fn deterministic(stdout: &str) -> Vec<String> {
     stdout
@@ -33,19 +51,7 @@ fn naive_fix_breaks_shrinks_and_replays_the_same_every_time() {
     let mut outputs = Vec::new();
     for (n, jobs) in [(1, "1"), (2, "2")] {
         let out_file = file(n);
-        let out = picasso_sim(&[
-            "swarm",
-            "--seed",
-            "1",
-            "--time",
-            "60s",
-            "--policy",
-            "naive-fix",
-            "--jobs",
-            jobs,
-            "--out",
-            out_file.to_str().unwrap(),
-        ]);
+        let out = search(["--policy", "naive-fix"], jobs, &out_file);
         let stdout = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
         assert!(stdout.contains("BROKEN "), "{stdout}");
@@ -119,19 +125,7 @@ fn a_javascript_widget_is_searched_and_replayed_by_its_path() {
     let dir = std::env::temp_dir().join(format!("picasso-swarm-js-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let found = dir.join("found.toml");
-    let out = picasso_sim(&[
-        "swarm",
-        "--seed",
-        "1",
-        "--time",
-        "60s",
-        "--widget",
-        naive.to_str().unwrap(),
-        "--jobs",
-        "1",
-        "--out",
-        found.to_str().unwrap(),
-    ]);
+    let out = search(["--widget", naive.to_str().unwrap()], "1", &found);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     let replay_line = format!(
