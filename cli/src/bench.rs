@@ -82,16 +82,9 @@ pub(crate) fn run(args: BenchArgs) -> Status {
         );
         return Status::InputError;
     }
-    let widget = match &args.widget {
-        Some(path) => match picasso_simulator::widget::js::register(path) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                // The error names the path.
-                eprintln!("error: bench: --widget {e}");
-                return Status::InputError;
-            }
-        },
-        None => None,
+    let widget = match args.widget.as_deref().map(crate::js_widget).transpose() {
+        Ok(widget) => widget,
+        Err(status) => return status,
     };
     let result = match args.target {
         Target::Sim => sim(&args, widget),

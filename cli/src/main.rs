@@ -369,17 +369,16 @@ fn main() -> ExitCode {
 
 /// Loads `--widget` files; an unreadable one is an input error (exit 2).
 fn js_widgets(paths: &[PathBuf]) -> Result<Vec<Policy>, Status> {
-    paths
-        .iter()
-        .map(|p| {
-            picasso_simulator::widget::js::register(p)
-                .map(Policy::Js)
-                .map_err(|e| {
-                    eprintln!("error: --widget {e}");
-                    Status::InputError
-                })
-        })
-        .collect()
+    paths.iter().map(|p| js_widget(p).map(Policy::Js)).collect()
+}
+
+/// Loads one `--widget`; an unreadable one is an input error, reported here (the error
+/// names the path).
+fn js_widget(path: &std::path::Path) -> Result<picasso_simulator::widget::js::JsWidgetId, Status> {
+    picasso_simulator::widget::js::register(path).map_err(|e| {
+        eprintln!("error: --widget {e}");
+        Status::InputError
+    })
 }
 
 /// Logs to stderr, `RUST_LOG` to choose (default: warnings, and the servers' info lines).
