@@ -450,7 +450,8 @@ export function createWidget(host) {
   es.addEventListener('note', (e) => console.log('named', e.type, e.target === es, e.data,
     Date.now() - 1767225600000));
   console.log('now', Date.now.name, typeof Date.now(), Date.now() === new Date().getTime());
-  console.log('form', new URLSearchParams({ q: "it's (fine)! ~ok", 'a b': '' }).toString());
+  console.log('form', new URLSearchParams({ q: "it's (fine)! ~ok", 'a b': '' }).toString(),
+    new URLSearchParams({ s: '\uD800x', t: '*-._/\u00e9\u{1F600}' }).toString());
   host.render('m', 42, 0);
   __report('r', undefined, 1, 'x', { a: [1] });
   return {
@@ -468,7 +469,7 @@ export function createWidget(host) {
         consoles(&reqs),
         [
             "now now number true",
-            "form q=it%27s+%28fine%29%21+%7Eok&a+b="
+            "form q=it%27s+%28fine%29%21+%7Eok&a+b= s=%EF%BF%BDx&t=*-._%2F%C3%A9%F0%9F%98%80"
         ]
     );
     assert!(reqs.contains(&Request::Render {

@@ -35,11 +35,21 @@ fn served_targets_measure_every_stream_through_a_child_server() {
             "pacing_error_ms_p99",
             "bunched_gaps_pct",
             "server_cpu_s_per_1000_frames",
+            "server_user_cpu_s_per_1000_frames",
+            "server_system_cpu_s_per_1000_frames",
             "server_page_faults_per_1000_frames",
             "server_peak_rss_mib",
         ] {
             assert!(v[key].is_number(), "{key}: {v}");
         }
+        // The split adds up to the total (each rounded to 4 places).
+        let cpu = |k: &str| v[k].as_f64().unwrap();
+        let parts =
+            cpu("server_user_cpu_s_per_1000_frames") + cpu("server_system_cpu_s_per_1000_frames");
+        assert!(
+            (parts - cpu("server_cpu_s_per_1000_frames")).abs() <= 0.00015,
+            "{v}"
+        );
         // Every frame was timed by the kernel's receive timestamp, none in user space.
         assert_eq!(v["client_reads_without_kernel_time"], 0, "{v}");
         assert!(v["server_peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");

@@ -617,39 +617,10 @@ fn fetch_id(req: u64) -> u32 {
 fn split_url(url: &str) -> (String, Vec<(String, String)>) {
     let url = url.split('#').next().unwrap_or_default();
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let params = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (form_decode(k), form_decode(v))
-        })
+    let params = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     (base.to_owned(), params)
-}
-
-fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| char::from(b).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -668,8 +639,12 @@ mod tests {
                 ("c".into(), String::new())
             ]
         );
-        assert_eq!(form_decode("100%"), "100%");
-        assert_eq!(form_decode("%4"), "%4");
+        // A `%` that starts no escape stays as it is.
+        let (_, params) = split_url("/s?p=100%&q=%4");
+        assert_eq!(
+            params,
+            [("p".into(), "100%".into()), ("q".into(), "%4".into())]
+        );
     }
 
     #[test]
