@@ -13,9 +13,13 @@
 //! repeat after it ended gets `204` or, with `Last-Event-ID`, the rest of the log. So a
 //! browser's automatic reconnect never causes a second Bedrock call (§B.7).
 //!
-//! The log is a `watch` channel holding the frames already encoded: readers wake when a
-//! frame is appended and read at their own pace, so a slow reader never loses frames
-//! (a `broadcast` channel would make it lag).
+//! The log holds the frames already encoded, behind a mutex, with the wakers of the
+//! readers waiting for the next one: readers wake when a frame is appended and read at
+//! their own pace, so a slow reader never loses frames (a `broadcast` channel would make
+//! it lag). It was a `tokio::sync::watch` channel, whose every send notifies eight
+//! `Notify`s (each a lock) and whose receivers poll through an async block: 9 % of
+//! `serve`'s samples at 1,000 streams, for one reader per generation (README,
+//! *Benchmarks*).
 //!
 //! When the last reader goes away before the end, the call is dropped, which closes the
 //! connection to Bedrock (no work, no cost, left running), and the log ends with an
@@ -27,21 +31,27 @@ use bedrock_client::{Bedrock, BedrockError, Call};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http_serve::on_wake::on_wake;
 use picasso_core::scenario::Caller;
 use picasso_core::wire::{Code, StreamFrame};
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The frames of one generation so far.
+/// The frames of one generation so far, and who waits for the next.
 #[derive(Debug, Default)]
 struct Log {
     frames: Vec<Bytes>,
     done: bool,
+    /// Readers that found no frame past their cursor: woken, and forgotten, by the
+    /// next push. One waker per waiting reader (a reader polled again while waiting
+    /// is not added twice).
+    waiting: Vec<Waker>,
 }
 
 /// One Bedrock call for one message, and its kept frames.
@@ -50,7 +60,7 @@ pub struct Generation {
     message_id: String,
     /// Whether frames carry `id:` lines (the document's Lambda writes none).
     ids: bool,
-    log: watch::Sender<Log>,
+    log: Mutex<Log>,
     /// Fired when the last reader leaves before the end: the call is then dropped.
     abandon: CancellationToken,
     readers: AtomicUsize,
@@ -114,14 +124,19 @@ impl Generation {
         Generation {
             ids,
             message_id: message_id.to_owned(),
-            log: watch::Sender::new(Log::default()),
+            log: Mutex::new(Log::default()),
             abandon: CancellationToken::new(),
             readers: AtomicUsize::new(0),
         }
     }
 
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, frame: &StreamFrame, last: bool) {
-        self.log.send_modify(|log| {
+        let waiting = {
+            let mut log = self.log();
             if log.done {
                 return;
             }
@@ -132,17 +147,22 @@ impl Generation {
             };
             log.frames.push(bytes);
             log.done = last;
-        });
+            std::mem::take(&mut log.waiting)
+        };
+        // Woken outside the lock: a reader on another thread may run at once.
+        for waker in waiting {
+            waker.wake();
+        }
     }
 
     /// Whether the terminal frame has been written.
     pub fn is_done(&self) -> bool {
-        self.log.borrow().done
+        self.log().done
     }
 
     /// Frames written so far.
     pub fn len(&self) -> usize {
-        self.log.borrow().frames.len()
+        self.log().frames.len()
     }
 
     /// Whether nothing has been written yet.
@@ -154,29 +174,40 @@ impl Generation {
     /// While the stream is held, the generation counts it as a reader.
     pub fn subscribe(self: &Arc<Self>, from: usize) -> BoxStream<'static, Bytes> {
         self.readers.fetch_add(1, Ordering::SeqCst);
-        let reader = Reader(self.clone());
-        let rx = self.log.subscribe();
-        futures_util::stream::unfold((reader, rx, from), |(reader, mut rx, cursor)| async move {
-            loop {
-                {
-                    let log = rx.borrow_and_update();
-                    if let Some(frame) = log.frames.get(cursor) {
-                        let frame = frame.clone();
-                        drop(log);
-                        return Some((frame, (reader, rx, cursor + 1)));
+        Frames {
+            reader: Reader(self.clone()),
+            cursor: from,
+        }
+        .boxed()
+    }
+}
+
+/// A reader's stream of a generation's frames from its cursor on.
+#[derive(Debug)]
+struct Frames {
+    reader: Reader,
+    cursor: usize,
+}
+
+impl futures_util::Stream for Frames {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let frame = {
+            let mut log = self.reader.0.log();
+            match log.frames.get(self.cursor) {
+                Some(frame) => frame.clone(),
+                None if log.done => return Poll::Ready(None),
+                None => {
+                    if !log.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                        log.waiting.push(cx.waker().clone());
                     }
-                    if log.done {
-                        return None;
-                    }
-                }
-                // The sender lives in the generation, which the reader holds: this
-                // only fails if that invariant breaks, and then the stream just ends.
-                if rx.changed().await.is_err() {
-                    return None;
+                    return Poll::Pending;
                 }
             }
-        })
-        .boxed()
+        };
+        self.cursor += 1;
+        Poll::Ready(Some(frame))
     }
 }
 
@@ -295,10 +326,14 @@ pub async fn run(generation: Arc<Generation>, job: Job) {
     let ending = {
         let pump = pump(&generation, &job, started);
         tokio::pin!(pump);
+        // The task wakes for every token; the two signals are polled only when they
+        // fire (`on_wake`), not each time.
+        let shutdown = on_wake(job.shutdown.cancelled());
+        let abandon = on_wake(generation.abandon.cancelled());
         tokio::select! {
             biased;
-            _ = job.shutdown.cancelled() => Ending::Shutdown,
-            _ = generation.abandon.cancelled() => Ending::Abandoned,
+            () = shutdown => Ending::Shutdown,
+            () = abandon => Ending::Abandoned,
             _ = crate::sleep_until_or_never(deadline) => Ending::TimedOut(job.max_stream),
             result = &mut pump => match result {
                 Ok(()) => Ending::Completed,

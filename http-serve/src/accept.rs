@@ -9,17 +9,18 @@
 //! lets a failing service close a connection unanswered, which `axum::serve` cannot.
 
 use crate::close::CloseConnectionLayer;
+use crate::on_wake::on_wake;
 use crate::parse_errors::ParseErrorBodies;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Layer;
 
 /// How long shutdown waits for open connections before cutting them.
@@ -75,8 +76,15 @@ pub async fn serve(
     edge: Edge,
 ) -> io::Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
+    // Shutdown in two steps, each a token every connection's task waits on: `graceful`
+    // asks each connection to finish its in-flight requests and close, `hard_stop`
+    // cuts what is still open after the grace period. (hyper-util's `GracefulShutdown`
+    // did the first step, but its connection future checked its signal on every poll,
+    // that is every frame of every stream; these are checked only when they fire, see
+    // `on_wake`.)
+    let graceful = CancellationToken::new();
     let hard_stop = CancellationToken::new();
+    let connections = TaskTracker::new();
     let service = TowerToHyperService::new(CloseConnectionLayer.layer(router));
     tokio::pin!(shutdown);
     loop {
@@ -96,25 +104,34 @@ pub async fn serve(
         // Frames are small and paced: send each as soon as it is written.
         let _ = stream.set_nodelay(true);
         let socket = TokioIo::new(ParseErrorBodies::new(stream, edge.parse_error_code));
-        let connection = graceful.watch(
-            builder
-                .serve_connection(socket, service.clone())
-                .into_owned(),
-        );
-        let stop = hard_stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let connection = builder
+            .serve_connection(socket, service.clone())
+            .into_owned();
+        let (graceful, stop) = (graceful.clone(), hard_stop.clone());
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            let mut stop = on_wake(stop.cancelled_owned());
+            let mut graceful = on_wake(graceful.cancelled_owned());
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = &mut stop => return,
+                () = &mut graceful => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        result = connection.as_mut() => result,
+                        () = &mut stop => return,
                     }
                 }
-                () = stop.cancelled() => {}
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(edge.grace, graceful.shutdown())
+    graceful.cancel();
+    connections.close();
+    if tokio::time::timeout(edge.grace, connections.wait())
         .await
         .is_err()
     {

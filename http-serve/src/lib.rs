@@ -20,6 +20,7 @@ pub mod close;
 pub mod cors;
 pub mod error_body;
 pub mod metrics;
+pub mod on_wake;
 pub mod parse_errors;
 
 pub use accept::{Edge, SHUTDOWN_GRACE, serve};
