@@ -4,7 +4,9 @@
 //! show what cache misses across realms add (each realm is ~150–200 KiB).
 //! `cargo run --release -p picasso-browser --example events [-- PAGES [MESSAGES]]`;
 //! under `valgrind --tool=callgrind` it counts instructions per message, which do not
-//! depend on what else the machine is doing.
+//! depend on what else the machine is doing. `WIDGET=dir` loads another widget (a
+//! variant of the corrected one with parts of its handler taken out tells what the host
+//! costs and what the widget's own code does).
 
 use picasso_browser::{Engine, Page, PageOptions, Request, WidgetSource};
 use std::time::Instant;
@@ -21,7 +23,10 @@ fn main() {
         .filter_map(|a| a.parse::<usize>().ok());
     let pages_n = args.next().unwrap_or(1).max(1);
     let total = args.next().unwrap_or(2_000);
-    let source = WidgetSource::load(std::path::Path::new("widgets/corrected")).expect("widget");
+    let source = WidgetSource::load(std::path::Path::new(
+        &std::env::var("WIDGET").unwrap_or_else(|_| "widgets/corrected".into()),
+    ))
+    .expect("widget");
     let engine = Engine::new(&source, picasso_browser::DEFAULT_BUDGET).expect("engine");
     let pages: Vec<Page> = (0..pages_n)
         .map(|i| {
