@@ -101,6 +101,16 @@ pub enum Request {
         /// Whether the user still waits (a cursor shows).
         cursor: bool,
     },
+    /// Not a request but a record, for a host that checks what reached the widget: a
+    /// `message` event (the type `onmessage` sees) is being dispatched to this
+    /// `EventSource`, with this data. What reached the connection may be more: nothing
+    /// is dispatched after `close()`, not even the rest of a chunk already parsed.
+    Dispatched {
+        /// The `EventSource`.
+        es: u32,
+        /// The event's data.
+        data: String,
+    },
     /// Any other report through the adapter contract (`host.settle`, `host.metric`, …),
     /// its arguments as JSON.
     Report {
@@ -539,14 +549,23 @@ impl Page {
                     }
                     return Ok(());
                 };
-                if let EsAction::Fetch { last_event_id } = action {
-                    let url = s.urls.get(&es).cloned().unwrap_or_default();
-                    s.out.push(Request::OpenStream {
+                match &action {
+                    EsAction::Fetch { last_event_id } => {
+                        let url = s.urls.get(&es).cloned().unwrap_or_default();
+                        s.out.push(Request::OpenStream {
+                            es,
+                            url,
+                            last_event_id: last_event_id.clone(),
+                        });
+                        continue;
+                    }
+                    EsAction::Message {
+                        event_type, data, ..
+                    } if event_type == "message" => s.out.push(Request::Dispatched {
                         es,
-                        url,
-                        last_event_id,
-                    });
-                    continue;
+                        data: data.clone(),
+                    }),
+                    _ => {}
                 }
                 action
             };

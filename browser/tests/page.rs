@@ -19,6 +19,16 @@ fn open(src: &str, event_source: bool) -> Result<Page, PageError> {
     Page::open(&source, options(event_source), HOST)
 }
 
+/// The data of the `message` events the page dispatched, in order.
+fn dispatched(reqs: &[Request]) -> Vec<&str> {
+    reqs.iter()
+        .filter_map(|r| match r {
+            Request::Dispatched { data, .. } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn consoles(reqs: &[Request]) -> Vec<String> {
     reqs.iter()
         .filter_map(|r| match r {
@@ -153,6 +163,8 @@ export function createWidget(host) {
     assert_eq!(consoles(&reqs), ["open 1", "msg a 7", "msg stop 7"]);
     assert!(reqs.contains(&Request::AbortStream { es: 1 }));
     assert_eq!(page.open_event_sources(), 0);
+    // What reached the widget: the two events dispatched, not the one after close().
+    assert_eq!(dispatched(&reqs), ["a", "stop"]);
 }
 
 #[test]
@@ -351,9 +363,12 @@ export function createWidget(host) {
     page.deliver_stream_body(1, b"data: {bad\n\ndata: {}\n\n")
         .expect("survives");
     let reqs = page.take_requests();
+    // Each event is recorded as dispatched before its handler runs.
+    assert!(matches!(&reqs[0], Request::Dispatched { es: 1, data } if data == "{bad"));
     assert!(
-        matches!(&reqs[0], Request::Uncaught { message, .. } if message.starts_with("SyntaxError"))
+        matches!(&reqs[1], Request::Uncaught { message, .. } if message.starts_with("SyntaxError"))
     );
+    assert_eq!(dispatched(&reqs), ["{bad", "{}"]);
     assert_eq!(consoles(&reqs), ["parsed"]);
 }
 

@@ -15,7 +15,6 @@ use super::{
     ConfigState, ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Mode, SessionCtx, Source,
     Terminal, note,
 };
-use crate::sse_parser::{Parser, SseItem};
 use picasso_browser::{Engine, Page, PageError, PageOptions, Request, WidgetSource};
 use picasso_core::rng;
 use picasso_core::wire::{ChatRequest, StreamFrame};
@@ -136,8 +135,6 @@ pub struct JsWidget {
     unsettled: usize,
     /// Which message each `EventSource` was opened for (its URL's `message_id`).
     es_msg: BTreeMap<ConnId, String>,
-    /// The network's view of each stream's frames, to see `end` arrive.
-    es_parser: BTreeMap<ConnId, Parser>,
     /// POSTs in flight, with their message.
     fetches: BTreeMap<u64, String>,
     /// The message whose event is being handled (console lines are attributed to it).
@@ -160,7 +157,6 @@ impl JsWidget {
             cursors: BTreeSet::new(),
             unsettled: 0,
             es_msg: BTreeMap::new(),
-            es_parser: BTreeMap::new(),
             fetches: BTreeMap::new(),
             current: None,
             now_ms: 0,
@@ -274,14 +270,10 @@ impl JsWidget {
                 content_type,
             } => {
                 self.at_stream(conn);
-                if status == 200 {
-                    self.es_parser.insert(conn, Parser::new());
-                }
                 page.deliver_stream_response(es(conn), status, content_type.as_deref())
             }
             Input::StreamBody { conn, bytes } => {
                 self.at_stream(conn);
-                self.watch_for_end(conn, &bytes);
                 page.deliver_stream_body(es(conn), &bytes)
             }
             Input::StreamEnd { conn, .. } => {
@@ -332,21 +324,6 @@ impl JsWidget {
 
     fn at_stream(&mut self, conn: ConnId) {
         self.current = self.es_msg.get(&conn).cloned();
-    }
-
-    fn watch_for_end(&mut self, conn: ConnId, bytes: &[u8]) {
-        let Some(parser) = self.es_parser.get_mut(&conn) else {
-            return;
-        };
-        let ended = parser.feed(bytes).into_iter().any(|item| {
-            matches!(item, SseItem::Event(e) if e.event_type == "message" && is_end_frame(&e.data))
-        });
-        if ended
-            && let Some(m) = self.es_msg.get(&conn).cloned()
-            && let Some(r) = self.record(&m)
-        {
-            r.end_seen = true;
-        }
     }
 
     /// Turns what the page asked for into effects, until it asks for nothing more.
@@ -460,6 +437,17 @@ impl JsWidget {
                 ));
             }
             Request::Render { id, text, cursor } => self.render(id, text, cursor),
+            // The page dispatched the `end` frame: it reached the widget (as the Rust
+            // policies record it when they read the frame; bytes after a `close()` were
+            // never dispatched, so they do not count).
+            Request::Dispatched { es, data } => {
+                if is_end_frame(&data)
+                    && let Some(m) = self.es_msg.get(&ConnId::from(es)).cloned()
+                    && let Some(r) = self.record(&m)
+                {
+                    r.end_seen = true;
+                }
+            }
             Request::Report { kind, args } => self.report(&kind, &args),
         }
     }
