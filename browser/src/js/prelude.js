@@ -146,15 +146,18 @@
   });
   class EventTarget {
     constructor() {
-      this._listeners = new Map();
+      // Made on the first addEventListener: most sources have only handler attributes,
+      // and every event would otherwise ask an empty Map its size (a native getter).
+      this._listeners = null;
     }
     addEventListener(type, fn) {
+      if (this._listeners === null) this._listeners = new Map();
       if (!this._listeners.has(type)) this._listeners.set(type, []);
       const list = this._listeners.get(type);
       if (!list.includes(fn)) list.push(fn);
     }
     removeEventListener(type, fn) {
-      const list = this._listeners.get(type);
+      const list = this._listeners === null ? undefined : this._listeners.get(type);
       if (list) {
         const i = list.indexOf(fn);
         if (i >= 0) list.splice(i, 1);
@@ -188,7 +191,7 @@
     } catch (e) {
       reportError(e);
     }
-    if (target._listeners.size !== 0) {
+    if (target._listeners !== null) {
       const listeners = target._listeners.get(type);
       if (listeners) {
         for (const fn of listeners.slice()) {
