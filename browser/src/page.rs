@@ -569,24 +569,27 @@ impl Page {
                 }
                 action
             };
-            // (is a MessageEvent, type, data, lastEventId); a message's type is left out
-            // (`undefined`) when it is `message`, the prelude's default: no string to make.
+            // An event of type `message` (every frame of a stream) has an entry of its own
+            // with three arguments; the others go to `__es` as (is a MessageEvent, type,
+            // data, lastEventId).
             let (message, kind, data, id) = match action {
-                EsAction::Open => (false, Some("open".to_owned()), String::new(), String::new()),
-                EsAction::Error { .. } => (
-                    false,
-                    Some("error".to_owned()),
-                    String::new(),
-                    String::new(),
-                ),
+                EsAction::Open => (false, "open".to_owned(), String::new(), String::new()),
+                EsAction::Error { .. } => (false, "error".to_owned(), String::new(), String::new()),
                 EsAction::Message {
                     event_type,
                     data,
                     last_event_id,
-                } => {
-                    let kind = (event_type != "message").then_some(event_type);
-                    (true, kind, data, last_event_id)
+                } if event_type == "message" => {
+                    self.task("an EventSource event", |ctx| {
+                        hook(ctx, "__message")?.call::<_, ()>((es, data, last_event_id))
+                    })?;
+                    continue;
                 }
+                EsAction::Message {
+                    event_type,
+                    data,
+                    last_event_id,
+                } => (true, event_type, data, last_event_id),
                 EsAction::Fetch { .. } => continue,
             };
             self.task("an EventSource event", |ctx| {

@@ -440,15 +440,16 @@
         reportError(e);
       }
     },
-    // `type` is absent for a MessageEvent of type `message` (the host sends no string),
-    // the frames of a stream.
+    // A MessageEvent of type `message`, the frames of a stream: an entry of its own,
+    // with only the arguments it needs.
+    message(id, data, lastEventId) {
+      const es = sources.get(id);
+      if (es) fire(es, 'message', { __proto__: es._message, data, lastEventId });
+    },
+    // Any other event: `open`, `error`, or a named event.
     es(id, isMessage, type, data, lastEventId) {
       const es = sources.get(id);
       if (!es) return;
-      if (isMessage && type === undefined) {
-        fire(es, 'message', { __proto__: es._message, data, lastEventId });
-        return;
-      }
       // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
       // named event has no such attribute unless a script set one.
       es.dispatchEvent(isMessage ? messageEvent(type, data, lastEventId) : new Event(type));
@@ -470,6 +471,7 @@
   };
   global.__timer = page.timer;
   global.__es = page.es;
+  global.__message = page.message;
   global.__fetched = page.fetched;
   global.__fetchFailed = page.fetchFailed;
 
