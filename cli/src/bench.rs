@@ -69,6 +69,15 @@ pub(crate) struct BenchArgs {
     /// Messages per simulated session (sim).
     #[arg(long, default_value_t = 5)]
     pub messages: usize,
+    /// Measure a server already listening on this loopback port instead of starting
+    /// `serve` (bedrock, gateway): another mock, a peer such as aimock, or a bare server
+    /// for a floor, with the same clients and meter. Needs `--attach-pid`.
+    #[arg(long, value_name = "PORT", requires = "attach_pid")]
+    pub attach: Option<u16>,
+    /// The attached server's process, whose CPU and faults are read from `/proc/<pid>`
+    /// (its peak RSS is its own since it started, earlier work included).
+    #[arg(long, value_name = "PID", requires = "attach")]
+    pub attach_pid: Option<u32>,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +88,12 @@ pub(crate) fn run(args: BenchArgs) -> Status {
     if args.widget.is_some() && args.target != Target::Sim {
         eprintln!(
             "error: bench: --widget measures a widget in the simulator: `bench sim --widget PATH`"
+        );
+        return Status::InputError;
+    }
+    if args.attach.is_some() && args.target == Target::Sim {
+        eprintln!(
+            "error: bench: --attach measures a served target: `bench bedrock|gateway --attach PORT --attach-pid PID`"
         );
         return Status::InputError;
     }
@@ -344,8 +359,14 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
     raise_fd_limit();
     let dir = std::env::temp_dir().join(format!("picasso-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (child, gateway, bedrock) = start_serve(args, &dir)?;
-    let pid = child.0.id();
+    let (child, pid, gateway, bedrock) = match (args.attach, args.attach_pid) {
+        (Some(port), Some(pid)) => (None, pid, port, port),
+        _ => {
+            let (child, gateway, bedrock) = start_serve(args, &dir)?;
+            let pid = child.0.id();
+            (Some(child), pid, gateway, bedrock)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

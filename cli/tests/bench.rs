@@ -121,3 +121,97 @@ fn a_bad_widget_argument_is_an_input_error() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn attach_without_its_pid_or_on_the_simulator_is_an_input_error() {
+    for args in [
+        &["bedrock", "--attach", "1"][..],
+        &["sim", "--attach", "1", "--attach-pid", "1"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("attach"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// `--attach` measures a server this process did not start: here a mock Bedrock served
+/// by hand, whose answer (three deltas) is not the one the bench would script.
+#[test]
+fn attach_measures_a_server_already_running() {
+    let dir = std::env::temp_dir().join(format!("picasso-attach-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("three.toml");
+    std::fs::write(
+        &file,
+        r#"name = "three"
+seed = 1
+
+[[tenants]]
+hash = "fo85e6a06dcdf4"
+name = "Foster Village"
+streaming_enabled = true
+streaming_percentage = 100
+allowed_origins = ["https://fostervillage.org"]
+
+[[answers]]
+id = "three"
+pattern = "."
+tokens = [{ text = "a ", delay_ms = 5 }, { text = "b ", delay_ms = 5 }, { text = "c ", delay_ms = 5 }]
+"#,
+    )
+    .unwrap();
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    };
+    let bedrock = port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+        .arg("serve")
+        .arg(&file)
+        .args(["--bedrock-only", "--bedrock-port", &bedrock.to_string()])
+        .args(["--master-port", &port().to_string()])
+        .args(["--gateway-port", &port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], bedrock));
+    let up = (0..200).any(|_| {
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100)).is_ok()
+            || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                false
+            }
+    });
+    let v = up.then(|| {
+        bench(&[
+            "bedrock",
+            "--attach",
+            &bedrock.to_string(),
+            "--attach-pid",
+            &child.id().to_string(),
+            "--streams",
+            "5",
+            // What a started `serve` would answer; the attached one answers three.
+            "--tokens",
+            "7",
+        ])
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = v.expect("serve came up");
+    // Five streams of the attached server's three deltas (a server the bench started
+    // itself would have sent 35): none "complete" by the bench's seven.
+    assert_eq!(v["frames"], 15, "{v}");
+    assert_eq!(v["streams_complete"], 0, "{v}");
+    assert!(v["server_peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");
+}
