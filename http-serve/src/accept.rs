@@ -75,7 +75,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     edge: Edge,
 ) -> io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // One buffer per write, not a `writev` of the chunk's size line, the frame and its
+    // CRLF: frames are small, so copying them costs less than the vectored call. Mock
+    // Bedrock at 1,000 streams, four interleaved pairs: 0.0098–0.0103 vs 0.0103–0.0105
+    // CPU-s per 1,000 frames (lower in 4 of 4); the whole world unchanged (0.0193 vs
+    // 0.0194, medians of 4).
+    builder.http1().writev(false);
     // Shutdown in two steps, each a token every connection's task waits on: `graceful`
     // asks each connection to finish its in-flight requests and close, `hard_stop`
     // cuts what is still open after the grace period. (hyper-util's `GracefulShutdown`
