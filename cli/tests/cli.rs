@@ -108,19 +108,22 @@ fn unknown_flag_is_a_usage_error() {
 }
 
 /// A reader that goes away (`picasso-sim run … | head`) ends the command quietly with
-/// 141, as SIGPIPE ends `cat`, never with a panic. The read end is closed before the
-/// child writes anything, so its first write fails, whatever the timing.
+/// 141, as SIGPIPE ends `cat`, never with a panic. The pipe's read end is closed before
+/// the child starts, so its first write fails, whatever the timing (closing it after
+/// `spawn` raced the child on a loaded machine: a short output could be written whole
+/// first).
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     for args in [&["run", "scenarios/"][..], &["schema"][..], &["demo"][..]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let child = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
             .args(args)
             .current_dir(repo_root())
-            .stdout(std::process::Stdio::piped())
+            .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary runs");
-        drop(child.stdout.take());
         let out = child.wait_with_output().expect("it ends");
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
