@@ -102,42 +102,31 @@ fn sim_measures_a_js_widget_beside_the_rust_policy() {
     }
 }
 
+/// `bench ARGS` is an input error (exit 2) that names `word`, before anything runs.
+fn assert_input_error(args: &[&str], word: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(word), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+}
+
 /// A widget that cannot be loaded, or `--widget` on a served target, is an input error
 /// (exit 2) that says why, before anything runs.
 #[test]
 fn a_bad_widget_argument_is_an_input_error() {
-    for args in [
-        &["sim", "--widget", "no/such/widget"][..],
-        &["bedrock", "--widget", "widgets/corrected"][..],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
-            .arg("bench")
-            .args(args)
-            .output()
-            .expect("the binary runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("--widget"), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}");
-    }
+    assert_input_error(&["sim", "--widget", "no/such/widget"], "--widget");
+    assert_input_error(&["bedrock", "--widget", "widgets/corrected"], "--widget");
 }
 
 #[test]
 fn attach_without_its_pid_or_on_the_simulator_is_an_input_error() {
-    for args in [
-        &["bedrock", "--attach", "1"][..],
-        &["sim", "--attach", "1", "--attach-pid", "1"][..],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_picasso-sim"))
-            .arg("bench")
-            .args(args)
-            .output()
-            .expect("the binary runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("attach"), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}");
-    }
+    assert_input_error(&["bedrock", "--attach", "1"], "attach");
+    assert_input_error(&["sim", "--attach", "1", "--attach-pid", "1"], "attach");
 }
 
 /// `--attach` measures a server this process did not start: here a mock Bedrock served
