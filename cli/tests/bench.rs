@@ -50,8 +50,13 @@ fn served_targets_measure_every_stream_through_a_child_server() {
             (parts - cpu("server_cpu_s_per_1000_frames")).abs() <= 0.00015,
             "{v}"
         );
-        // Every frame was timed by the kernel's receive timestamp, none in user space.
-        assert_eq!(v["client_reads_without_kernel_time"], 0, "{v}");
+        // The frames were timed by the kernel's receive timestamp. Linux very rarely
+        // leaves one segment unstamped (never in 250 runs of this bench on an idle or
+        // loaded machine here; CI met one read in a run): the meter counts such a read
+        // and times it on arrival in user space. A meter whose stamps were off would
+        // count every read (over 100 here), so a handful is the bound.
+        let unstamped = v["client_reads_without_kernel_time"].as_u64().unwrap();
+        assert!(unstamped <= 2, "{v}");
         assert!(v["server_peak_rss_mib"].as_f64().unwrap() > 1.0, "{v}");
     }
 }
