@@ -373,6 +373,7 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?;
     meter::kernel_timestamps().map_err(|e| format!("kernel receive timestamps: {e}"))?;
     let unstamped_before = meter::UNSTAMPED_READS.load(std::sync::atomic::Ordering::Relaxed);
+    let reads_before = meter::READS.load(std::sync::atomic::Ordering::Relaxed);
     let before = proc_stat(pid)?;
     let target = args.target;
     let streams = args.streams;
@@ -480,6 +481,7 @@ fn served(args: &BenchArgs) -> Result<serde_json::Value, String> {
         "server_peak_rss_mib": rss,
         // Reads stamped in user space because the kernel gave no time (expected: 0).
         "client_reads_without_kernel_time": meter::UNSTAMPED_READS.load(std::sync::atomic::Ordering::Relaxed) - unstamped_before,
+        "client_reads": meter::READS.load(std::sync::atomic::Ordering::Relaxed) - reads_before,
     }))
 }
 
