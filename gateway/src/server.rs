@@ -30,7 +30,7 @@ pub async fn serve(
         }
     };
     let router = crate::app(state.clone());
-    let edge = http_serve::Edge::json_errors(Code::Stream003.as_str());
+    let edge = http_serve::Edge::json_errors(Code::Stream003.as_str()).one_accept_per_turn();
     http_serve::serve(listener, router, on_shutdown, edge).await?;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.wait_for_generations()).await;
     Ok(())

@@ -27,11 +27,13 @@ use tower::Layer;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What differs between the servers at the socket: the code of the JSON body hyper's
-/// own refusals get, and how long shutdown lets connections finish.
+/// own refusals get, how long shutdown lets connections finish, and whether a burst of
+/// connects is accepted one per turn of the scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     parse_error_code: Option<&'static str>,
     grace: Duration,
+    one_accept_per_turn: bool,
 }
 
 impl Edge {
@@ -41,6 +43,7 @@ impl Edge {
         Edge {
             parse_error_code: Some(code),
             grace: SHUTDOWN_GRACE,
+            one_accept_per_turn: false,
         }
     }
 
@@ -50,6 +53,7 @@ impl Edge {
         Edge {
             parse_error_code: None,
             grace: SHUTDOWN_GRACE,
+            one_accept_per_turn: false,
         }
     }
 
@@ -57,6 +61,22 @@ impl Edge {
     /// that cuts its streams as soon as it is dropped).
     pub fn grace(self, grace: Duration) -> Edge {
         Edge { grace, ..self }
+    }
+
+    /// The same edge accepting one connection per turn of the scheduler, for a server
+    /// whose set-up of a request is heavy beside the streams it already serves (the
+    /// gateway: the request, the config, the SDK call). Accepted in one go, a burst of a
+    /// thousand connects queues a thousand set-ups on the workers, and every paced frame
+    /// whose timer fires meanwhile waits behind them: in `bench gateway` mock Bedrock's
+    /// first token left up to 80 ms after its deadline and a third of the runs had a
+    /// pacing p99 over 5 ms. One per turn interleaves accepting with the running work
+    /// (README, *Decisions*, has the numbers). Mock Bedrock's set-up is light and its
+    /// bench shows no gain, but 4 % more CPU per frame, so it accepts in one go.
+    pub fn one_accept_per_turn(self) -> Edge {
+        Edge {
+            one_accept_per_turn: true,
+            ..self
+        }
     }
 }
 
@@ -133,6 +153,9 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+        if edge.one_accept_per_turn {
+            tokio::task::yield_now().await;
+        }
     }
     drop(listener);
     graceful.cancel();
@@ -254,5 +277,67 @@ mod tests {
             TcpStream::connect(addr).await.is_err(),
             "no longer accepting"
         );
+    }
+
+    /// What one thread runs while a burst of connects waits in the backlog: `R` for a
+    /// request answered, `.` for a turn of another task that was ready all along (a
+    /// paced stream, in a server). The clients connect and send before the server runs.
+    async fn burst_order(edge: Edge) -> String {
+        use std::sync::{Arc, Mutex};
+        const CLIENTS: usize = 8;
+        let log = Arc::new(Mutex::new(String::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            std::io::Write::write_all(&mut c, b"GET /r HTTP/1.1\r\nhost: t\r\n\r\n").unwrap();
+            clients.push(c);
+        }
+        let router = {
+            let log = log.clone();
+            Router::new().route(
+                "/r",
+                get(move || async move {
+                    log.lock().unwrap().push('R');
+                    "r"
+                }),
+            )
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            edge,
+        ));
+        let other = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                while log.lock().unwrap().matches('R').count() < CLIENTS {
+                    log.lock().unwrap().push('.');
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        other.await.unwrap();
+        stop.send(()).unwrap();
+        drop(clients);
+        server.await.unwrap().unwrap();
+        let order = log.lock().unwrap().clone();
+        order
+    }
+
+    /// `one_accept_per_turn`: a burst of connects is accepted one per turn, so a task
+    /// that was ready runs between the set-ups instead of after all of them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_is_accepted_one_connection_per_turn() {
+        let once = burst_order(Edge::plain()).await;
+        assert!(once.contains("RRRRRRRR"), "in one go: {once}");
+        let turns = burst_order(Edge::plain().one_accept_per_turn()).await;
+        assert!(!turns.contains("RR"), "one per turn: {turns}");
+        assert_eq!(turns.matches('R').count(), 8, "{turns}");
     }
 }
