@@ -326,8 +326,7 @@ mod tests {
         stop.send(()).unwrap();
         drop(clients);
         server.await.unwrap().unwrap();
-        let order = log.lock().unwrap().clone();
-        order
+        log.lock().unwrap().clone()
     }
 
     /// `one_accept_per_turn`: a burst of connects is accepted one per turn, so a task
