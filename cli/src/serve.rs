@@ -116,19 +116,7 @@ pub(crate) fn run(config: ServeArgs) -> Status {
     // 0.0092 without (4 runs each), and half the peak RSS. The simulator keeps them (it
     // is 5–10 % faster with them). Best effort: a kernel without the flag serves as before.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-    // A worker looks at the timer and the sockets every `event_interval` tasks it runs
-    // (tokio's default: 61) or when it runs out of work. At the start of a burst most
-    // tasks are streams' set-ups (50–150 µs a poll: the request, the config, the SDK
-    // call), so with 61 a paced frame's timer could wait dozens of set-ups, several
-    // milliseconds, before a worker saw it was due: in `bench gateway` (1,000 streams at
-    // once) the gaps over 5 ms were all among each stream's first three frames. Over 30
-    // runs each, interleaved: pacing p99 median 2.25 ms with 4 against 5.47 ms with 61,
-    // runs over 5 ms 6 against 16; CPU per frame unchanged (the world 0.013, mock Bedrock
-    // alone 0.006), a lone stream's time to first token too; the burst's time to first
-    // token p99 a few ms later (81 against 73 ms, medians of 10). 1 cost more CPU and
-    // paced worse; 8 and 16 fell in between.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .event_interval(4)
         .enable_all()
         .build()
     {

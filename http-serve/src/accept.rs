@@ -68,8 +68,8 @@ impl Edge {
     /// gateway: the request, the config, the SDK call). Accepted in one go, a burst of a
     /// thousand connects queues a thousand set-ups on the workers, and every paced frame
     /// whose timer fires meanwhile waits behind them: in `bench gateway` mock Bedrock's
-    /// first token left up to 80 ms after its deadline and a third of the runs had a
-    /// pacing p99 over 5 ms. One per turn interleaves accepting with the running work
+    /// first token left up to 80 ms after its deadline and a third to a half of the runs
+    /// had a pacing p99 over 5 ms. One per turn interleaves accepting with the running work
     /// (README, *Decisions*, has the numbers). Mock Bedrock's set-up is light and its
     /// bench shows no gain, but 4 % more CPU per frame, so it accepts in one go.
     pub fn one_accept_per_turn(self) -> Edge {
