@@ -8,7 +8,7 @@
 //! variant of the corrected one with parts of its handler taken out tells what the host
 //! costs and what the widget's own code does).
 
-use picasso_browser::{Engine, Page, PageOptions, Request, WidgetSource};
+use picasso_browser::{Engine, Host, Page, PageOptions, Request, WidgetSource};
 use std::time::Instant;
 
 /// The host object the simulator hands a widget (`sim/src/widget/js.rs`).
@@ -31,7 +31,7 @@ fn main() {
     let pages: Vec<Page> = (0..pages_n)
         .map(|i| {
             let options = PageOptions::chromium(i as u64);
-            let page = Page::open_in(&engine, &source, options, HOST).expect("page");
+            let page = Page::open_in(&engine, &source, options, Host::fixed(HOST)).expect("page");
             page.call_widget("config", CONFIG).expect("config");
             page.take_requests();
             page

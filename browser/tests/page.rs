@@ -2,7 +2,7 @@
 //! driven from outside, React hooks, and the three ways a widget can go wrong (throw,
 //! loop, stay silent is the simulator's liveness check, not the page's).
 
-use picasso_browser::{Page, PageError, PageOptions, Request, WidgetSource};
+use picasso_browser::{Host, Page, PageError, PageOptions, Request, WidgetSource};
 use std::collections::BTreeMap;
 
 fn options(event_source: bool) -> PageOptions {
@@ -16,7 +16,7 @@ const HOST: &str = "{ render: (...a) => __report('render', ...a) }";
 
 fn open(src: &str, event_source: bool) -> Result<Page, PageError> {
     let source = WidgetSource::from_sources("w/widget.js", &[("w/widget.js", src)]);
-    Page::open(&source, options(event_source), HOST)
+    Page::open(&source, options(event_source), Host::fixed(HOST))
 }
 
 /// The data of the `message` events the page dispatched, in order.
@@ -436,7 +436,7 @@ fn every_page_of_a_widget_loads_the_same_modules_text_imports_included() {
         ],
     );
     for _ in 0..3 {
-        let page = Page::open(&source, options(true), HOST).expect("loads");
+        let page = Page::open(&source, options(true), Host::fixed(HOST)).expect("loads");
         assert_eq!(
             consoles(&page.take_requests()),
             ["plain text, not a module 42"]
@@ -478,7 +478,12 @@ export function createWidget(host) {
 "#,
         )],
     );
-    let page = Page::open(&source, options(true), "{ render: __host.render }").expect("loads");
+    let page = Page::open(
+        &source,
+        options(true),
+        Host::fixed("{ render: __host.render }"),
+    )
+    .expect("loads");
     let reqs = page.take_requests();
     assert_eq!(
         consoles(&reqs),

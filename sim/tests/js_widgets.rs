@@ -168,3 +168,63 @@ fn a_widget_that_does_not_parse_fails_every_session_and_the_run_ends() {
         );
     }
 }
+
+/// The sticky bucket `widgets/corrected` computes (FNV-1a 64 in 32-bit halves, no
+/// BigInt) is the Rust policy's for any tenant and session id, whatever their
+/// characters: the two agree on which sessions stream only if this holds.
+mod bucket {
+    use picasso_browser::{Host, Page, PageOptions, Request, WidgetSource};
+    use picasso_simulator::widget::decide;
+    use proptest::prelude::*;
+
+    const ENTRY: &str = "import { bucket } from './widget.js';\n\
+        export function createWidget(host) {\n\
+          for (const [t, s] of host.pairs) console.log(String(bucket(t, s)));\n\
+          return {};\n\
+        }\n";
+
+    fn js_buckets(pairs: &[(String, String)]) -> Vec<u64> {
+        let widget = include_str!("../../widgets/corrected/widget.js");
+        let source = WidgetSource::from_sources(
+            "w/entry.js",
+            &[("w/entry.js", ENTRY), ("w/widget.js", widget)],
+        );
+        let data = serde_json::to_string(pairs).unwrap();
+        let host = Host {
+            expr: "{ pairs: data }",
+            data: &data,
+        };
+        let page = Page::open(&source, PageOptions::chromium(1), host).expect("page");
+        page.take_requests()
+            .into_iter()
+            .filter_map(|r| match r {
+                Request::Console { text, .. } => Some(text.parse().expect("a number")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn known_values() {
+        let pairs: Vec<(String, String)> = [
+            ("", ""),
+            ("tenant-a", "s1"),
+            ("é", "😀"),
+            ("t", "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}\u{10000}"),
+        ]
+        .iter()
+        .map(|(t, s)| (t.to_string(), s.to_string()))
+        .collect();
+        let want: Vec<u64> = pairs.iter().map(|(t, s)| decide::bucket(t, s)).collect();
+        assert_eq!(js_buckets(&pairs), want);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(picasso_core::testing::proptest_cases(32)))]
+        #[test]
+        fn the_js_bucket_is_the_rust_bucket(pairs in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,24}"), 1..24)) {
+            let want: Vec<u64> = pairs.iter().map(|(t, s)| decide::bucket(t, s)).collect();
+            prop_assert_eq!(js_buckets(&pairs), want);
+        }
+    }
+}

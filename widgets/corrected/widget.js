@@ -21,7 +21,7 @@
 // `host.metric(name, id)` and `host.retryWait(id, ms)`. In a browser, `host` is the
 // page's own glue (see the demo page); in the simulator, the simulator's.
 
-const BUCKETS = 10000n;
+const BUCKETS = 10000;
 const MAX_MALFORMED = 3;
 const DEFAULT_RETRY_MS = 1000;
 const MAX_RETRY_MS = 10000;
@@ -37,35 +37,56 @@ const DEFAULT_SETTINGS = {
   resume: false,
 };
 
-/** FNV-1a 64 over the UTF-8 bytes of `text` (the Rust policy's `picasso_core::rng::fnv1a64`). */
+/**
+ * FNV-1a 64 over the UTF-8 bytes of `text` (the Rust policy's `picasso_core::rng::fnv1a64`),
+ * as its high and low 32 bits. Plain numbers rather than BigInt: every product stays below
+ * 2^53, so it is exact, and a session's start-up no longer spends more on this hash than on
+ * the rest of its config step. A lone surrogate counts as U+FFFD, as TextEncoder has it.
+ */
 export function fnv1a64(text) {
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoderLite().encode(text)) {
-    hash ^= BigInt(byte);
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return hash;
-}
-
-// TextEncoder where the page has one; a UTF-8 encoder otherwise (QuickJS has none).
-class TextEncoderLite {
-  encode(s) {
-    if (typeof TextEncoder !== 'undefined') return new TextEncoder().encode(s);
-    const out = [];
-    for (const ch of s) {
-      const c = ch.codePointAt(0);
-      if (c < 0x80) out.push(c);
-      else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
-      else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-      else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
+  const eat = (byte) => {
+    lo = (lo ^ byte) >>> 0;
+    // × 0x100000001b3 = × 0x1b3 + × 2^40, modulo 2^64.
+    const low = lo * 0x1b3;
+    hi = (hi * 0x1b3 + Math.floor(low / 0x100000000) + ((lo << 8) >>> 0)) >>> 0;
+    lo = low >>> 0;
+  };
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xe000) {
+      const d = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+      if (c < 0xdc00 && d >= 0xdc00 && d < 0xe000) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      } else {
+        c = 0xfffd;
+      }
     }
-    return out;
+    if (c < 0x80) eat(c);
+    else if (c < 0x800) {
+      eat(0xc0 | (c >> 6));
+      eat(0x80 | (c & 63));
+    } else if (c < 0x10000) {
+      eat(0xe0 | (c >> 12));
+      eat(0x80 | ((c >> 6) & 63));
+      eat(0x80 | (c & 63));
+    } else {
+      eat(0xf0 | (c >> 18));
+      eat(0x80 | ((c >> 12) & 63));
+      eat(0x80 | ((c >> 6) & 63));
+      eat(0x80 | (c & 63));
+    }
   }
+  return { hi, lo };
 }
 
 /** The session's sticky bucket in 0..10,000. */
 export function bucket(tenant, sessionId) {
-  return Number(fnv1a64(`${tenant}:${sessionId}`) % BUCKETS);
+  const { hi, lo } = fnv1a64(`${tenant}:${sessionId}`);
+  // (hi × 2^32 + lo) mod 10,000, with 2^32 mod 10,000 = 7,296.
+  return (((hi % BUCKETS) * 7296) % BUCKETS + (lo % BUCKETS)) % BUCKETS;
 }
 
 /** Buckets admitted by a percentage: clamped to [0, 100], NaN as 0. */

@@ -480,7 +480,8 @@
   const fail = (e) => host.fatal(e instanceof Error ? `${e.name}: ${e.message}` : String(e), (e && e.stack) || '');
   let widget = null;
   global.__report = host.report;
-  global.__boot = (entry, hostObject) => {
+  global.__boot = (entry, makeHost, data) => {
+    const hostObject = makeHost(JSON.parse(data));
     import(entry)
       .then((m) => {
         const create = m.createWidget || (m.default && m.default.createWidget) || m.default;

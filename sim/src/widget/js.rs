@@ -15,7 +15,7 @@ use super::{
     ConfigState, ConnId, Effect, Input, Leaks, MessageRecord, Metrics, Mode, SessionCtx, Source,
     Terminal, note,
 };
-use picasso_browser::{Engine, Page, PageError, PageOptions, Request, WidgetSource};
+use picasso_browser::{Engine, Host, Page, PageError, PageOptions, Request, WidgetSource};
 use picasso_core::rng;
 use picasso_core::wire::{ChatRequest, StreamFrame};
 use serde_json::{Value, json};
@@ -72,6 +72,15 @@ pub fn register(path: &std::path::Path) -> Result<JsWidgetId, picasso_browser::S
     });
     Ok(JsWidgetId((reg.len() - 1) as u16))
 }
+
+/// The `host` object a widget gets (the adapter contract, README): the session's ids and
+/// settings from `data`, and the functions it reports through.
+const HOST: &str =
+    "{ tenantHash: data.tenantHash, sessionId: data.sessionId, settings: data.settings,
+  render: __host.render,
+  settle: (id, outcome) => __report('settle', id, outcome),
+  metric: (name, id) => __report('metric', name, id),
+  retryWait: (id, ms) => __report('retryWait', id, ms) }";
 
 thread_local! {
     /// One QuickJS runtime per thread and widget: a simulation's sessions all run on
@@ -173,8 +182,12 @@ impl JsWidget {
             now_ms: 0,
             budget: picasso_browser::DEFAULT_BUDGET,
         };
-        let page =
-            engine(id, &source).and_then(|e| Page::open_in(&e, &source, options, &w.host_js()));
+        let data = w.host_data();
+        let host = Host {
+            expr: HOST,
+            data: &data,
+        };
+        let page = engine(id, &source).and_then(|e| Page::open_in(&e, &source, options, host));
         match page {
             Ok(page) => w.page = Some(page),
             Err(e) => w.failure = Some(format!("{}: {e}", source.entry_name())),
@@ -182,26 +195,23 @@ impl JsWidget {
         w
     }
 
-    /// The `host` object handed to `createWidget`.
-    fn host_js(&self) -> String {
+    /// The session's values in the `host` object handed to `createWidget` (see
+    /// [`HOST`]), as JSON.
+    fn host_data(&self) -> String {
         let s = self.ctx.settings;
-        let settings = json!({
-            "connect_timeout_ms": s.connect_timeout_ms,
-            "idle_timeout_ms": s.idle_timeout_ms,
-            "total_timeout_ms": s.total_timeout_ms,
-            "post_timeout_ms": s.post_timeout_ms,
-            "reconnect_ms": s.reconnect_ms,
-            "resume": s.resume,
-        });
-        format!(
-            "{{ tenantHash: {}, sessionId: {}, settings: {settings},\n\
-               render: __host.render,\n\
-               settle: (id, outcome) => __report('settle', id, outcome),\n\
-               metric: (name, id) => __report('metric', name, id),\n\
-               retryWait: (id, ms) => __report('retryWait', id, ms) }}",
-            json!(self.ctx.tenant),
-            json!(self.ctx.session_id)
-        )
+        json!({
+            "tenantHash": self.ctx.tenant,
+            "sessionId": self.ctx.session_id,
+            "settings": {
+                "connect_timeout_ms": s.connect_timeout_ms,
+                "idle_timeout_ms": s.idle_timeout_ms,
+                "total_timeout_ms": s.total_timeout_ms,
+                "post_timeout_ms": s.post_timeout_ms,
+                "reconnect_ms": s.reconnect_ms,
+                "resume": s.resume,
+            },
+        })
+        .to_string()
     }
 
     /// Why the widget stopped for good, if it did.
