@@ -191,15 +191,16 @@
     } catch (e) {
       reportError(e);
     }
-    if (target._listeners !== null) {
-      const listeners = target._listeners.get(type);
-      if (listeners) {
-        for (const fn of listeners.slice()) {
-          try {
-            fn.call(target, ev);
-          } catch (e) {
-            reportError(e);
-          }
+    if (target._listeners !== null) fireListeners(target, type, ev);
+  };
+  const fireListeners = (target, type, ev) => {
+    const listeners = target._listeners.get(type);
+    if (listeners) {
+      for (const fn of listeners.slice()) {
+        try {
+          fn.call(target, ev);
+        } catch (e) {
+          reportError(e);
         }
       }
     }
@@ -214,7 +215,10 @@
   global.EventTarget = EventTarget;
 
   // EventSource: the WHATWG model runs in Rust (`eventsource.rs`); this is its face.
-  const sources = new Map();
+  // Sources by id: an array, whose element lookup is cheaper than a Map's hashing on
+  // every frame. Ids count from 1 per page, so each new source is appended and the
+  // array stays dense (QuickJS's fast array); a source let go is `undefined`.
+  const sources = [undefined];
   if (host.hasEventSource()) {
     class EventSource extends EventTarget {
       constructor(url) {
@@ -230,7 +234,7 @@
         // once per frame. As in a browser, `type`, `target` and the rest are not the
         // event's own properties.
         this._message = { __proto__: MessageEvent.prototype, type: 'message', target: this, currentTarget: this, origin: '' };
-        sources.set(this._id, this);
+        sources[this._id] = this;
       }
       get readyState() {
         return host.esState(this._id);
@@ -238,7 +242,7 @@
       close() {
         host.esClose(this._id);
         // No event reaches a closed source: the page lets go of it, as a browser does.
-        sources.delete(this._id);
+        sources[this._id] = undefined;
       }
     }
     EventSource.CONNECTING = 0;
@@ -443,18 +447,26 @@
     // A MessageEvent of type `message`, the frames of a stream: an entry of its own,
     // with only the arguments it needs.
     message(id, data, lastEventId) {
-      const es = sources.get(id);
-      if (es) fire(es, 'message', { __proto__: es._message, data, lastEventId });
+      const es = sources[id];
+      if (es === undefined) return;
+      const ev = { __proto__: es._message, data, lastEventId };
+      // `fire` for type `message`, inline: this runs once per frame.
+      try {
+        if (typeof es.onmessage === 'function') es.onmessage(ev);
+      } catch (e) {
+        reportError(e);
+      }
+      if (es._listeners !== null) fireListeners(es, 'message', ev);
     },
     // Any other event: `open`, `error`, or a named event.
     es(id, isMessage, type, data, lastEventId) {
-      const es = sources.get(id);
-      if (!es) return;
+      const es = sources[id];
+      if (es === undefined) return;
       // `onmessage` sees only type `message`: dispatchEvent looks up `on<type>`, and a
       // named event has no such attribute unless a script set one.
       es.dispatchEvent(isMessage ? messageEvent(type, data, lastEventId) : new Event(type));
       // An `error` that closed the source (a fatal one) is its last event.
-      if (!isMessage && type === 'error' && host.esState(id) === 2) sources.delete(id);
+      if (!isMessage && type === 'error' && host.esState(id) === 2) sources[id] = undefined;
     },
     fetched(id, status, headers, body) {
       const f = fetches.get(id);
