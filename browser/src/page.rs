@@ -922,6 +922,30 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     native!("formEncode", |text: rquickjs::String<'_>| {
         text.to_string().ok().map(|s| form_encode(&s))
     });
+    // `URLSearchParams.toString()`: `[[name, value], …]` serialized, or `undefined` if a
+    // string has a lone surrogate.
+    native!(
+        "formEncodePairs",
+        |pairs: rquickjs::Array<'_>| -> rquickjs::Result<Option<String>> {
+            let mut out = String::new();
+            for (i, pair) in pairs.iter::<rquickjs::Array<'_>>().enumerate() {
+                let pair = pair?;
+                let (Ok(name), Ok(value)) = (
+                    pair.get::<rquickjs::String<'_>>(0)?.to_string(),
+                    pair.get::<rquickjs::String<'_>>(1)?.to_string(),
+                ) else {
+                    return Ok(None);
+                };
+                if i > 0 {
+                    out.push('&');
+                }
+                out.extend(form_urlencoded::byte_serialize(name.as_bytes()));
+                out.push('=');
+                out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+            }
+            Ok(Some(out))
+        }
+    );
     let s = state.clone();
     native!("fatal", move |message: String, stack: String| {
         let mut st = lock(&s);

@@ -362,9 +362,13 @@
           const i = part.indexOf('=');
           this._p.push(i < 0 ? [decode(part), ''] : [decode(part.slice(0, i)), decode(part.slice(i + 1))]);
         }
+      } else if (Array.isArray(init)) {
+        for (let i = 0; i < init.length; i++) this._p.push([String(init[i][0]), String(init[i][1])]);
       } else if (init && typeof init === 'object') {
-        const entries = Array.isArray(init) ? init : Object.entries(init);
-        for (let i = 0; i < entries.length; i++) this._p.push([String(entries[i][0]), String(entries[i][1])]);
+        // A record: its own enumerable string keys (one array, where `Object.entries`
+        // made one per pair as well).
+        const keys = Object.keys(init);
+        for (let i = 0; i < keys.length; i++) this._p.push([keys[i], String(init[keys[i]])]);
       }
     }
     append(k, v) {
@@ -391,8 +395,12 @@
       return this.entries();
     }
     toString() {
-      let out = '';
+      // All pairs in one native call; a pair with a lone surrogate (which the native
+      // refuses) sends the whole list through `encode`, one string at a time.
       const p = this._p;
+      const all = host.formEncodePairs(p);
+      if (all !== undefined) return all;
+      let out = '';
       for (let i = 0; i < p.length; i++) out += (i === 0 ? '' : '&') + encode(p[i][0]) + '=' + encode(p[i][1]);
       return out;
     }
