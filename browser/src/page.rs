@@ -591,12 +591,6 @@ impl Page {
                         });
                         continue;
                     }
-                    EsAction::Message {
-                        event_type, data, ..
-                    } if event_type == "message" => s.out.push(Request::Dispatched {
-                        es,
-                        data: data.clone(),
-                    }),
                     _ => {}
                 }
                 action
@@ -612,9 +606,18 @@ impl Page {
                     data,
                     last_event_id,
                 } if event_type == "message" => {
-                    self.task("an EventSource event", |ctx| {
-                        hook(ctx, "__message")?.call::<_, ()>((es, data, last_event_id))
-                    })?;
+                    // The record of the dispatch comes before whatever the handler asks
+                    // for; the data is moved into it after the call rather than copied
+                    // before it (a copy per frame).
+                    let at = lock(&self.state).out.len();
+                    let result = self.task("an EventSource event", |ctx| {
+                        hook(ctx, "__message")?.call::<_, ()>((es, data.as_str(), last_event_id))
+                    });
+                    let mut s = lock(&self.state);
+                    let at = at.min(s.out.len());
+                    s.out.insert(at, Request::Dispatched { es, data });
+                    drop(s);
+                    result?;
                     continue;
                 }
                 EsAction::Message {
@@ -922,26 +925,20 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     native!("formEncode", |text: rquickjs::String<'_>| {
         text.to_string().ok().map(|s| form_encode(&s))
     });
-    // `URLSearchParams.toString()`: `[[name, value], …]` serialized, or `undefined` if a
-    // string has a lone surrogate.
+    // `URLSearchParams.toString()`: its flat `[name, value, name, value, …]` serialized,
+    // or `undefined` if a string has a lone surrogate.
     native!(
         "formEncodePairs",
-        |pairs: rquickjs::Array<'_>| -> rquickjs::Result<Option<String>> {
+        |flat: rquickjs::Array<'_>| -> rquickjs::Result<Option<String>> {
             let mut out = String::new();
-            for (i, pair) in pairs.iter::<rquickjs::Array<'_>>().enumerate() {
-                let pair = pair?;
-                let (Ok(name), Ok(value)) = (
-                    pair.get::<rquickjs::String<'_>>(0)?.to_string(),
-                    pair.get::<rquickjs::String<'_>>(1)?.to_string(),
-                ) else {
+            for (i, text) in flat.iter::<rquickjs::String<'_>>().enumerate() {
+                let Ok(text) = text?.to_string() else {
                     return Ok(None);
                 };
                 if i > 0 {
-                    out.push('&');
+                    out.push(if i % 2 == 0 { '&' } else { '=' });
                 }
-                out.extend(form_urlencoded::byte_serialize(name.as_bytes()));
-                out.push('=');
-                out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+                out.extend(form_urlencoded::byte_serialize(text.as_bytes()));
             }
             Ok(Some(out))
         }

@@ -75,6 +75,45 @@ export function createWidget(host) {
     assert_eq!(consoles(&page.take_requests()), ["send m1 hi true"]);
 }
 
+/// `URLSearchParams` as a browser's: parsed from a query string (with `+` and
+/// percent escapes), from pairs or from a record; `set` replaces the first pair of its
+/// name in place and drops the others; names are compared as strings.
+#[test]
+fn url_search_params_behave_as_in_a_browser() {
+    let page = open(
+        r#"
+export function createWidget(host) {
+  const p = new URLSearchParams('?a=1&b=x+y&a=2&c=%C3%A9&d');
+  console.log(p.get('a'), p.getAll('a').join(','), p.get('b'), p.get('c'), JSON.stringify(p.get('d')), p.get('z'), p.has('d'), p.size);
+  p.set('a', 3);
+  p.append(1, 'one');
+  console.log(p.toString(), p.get(1), p.has('1'));
+  p.delete('b');
+  console.log([...p].map(([k, v]) => k + ':' + v).join(' '), [...p.keys()].join(), [...p.values()].join());
+  const seen = [];
+  p.forEach(function (v, k, all) { seen.push(k + '=' + v + (all === p && this === seen)); }, seen);
+  console.log(seen.join(' '));
+  console.log(new URLSearchParams([['x', 1], ['y', null]]).toString(), new URLSearchParams({ q: 'a b', r: undefined }).toString());
+  console.log(new URLSearchParams().toString() === '', new URLSearchParams('').size);
+  return {};
+}
+"#,
+        true,
+    )
+    .expect("loads");
+    assert_eq!(
+        consoles(&page.take_requests()),
+        [
+            r#"1 1,2 x y é "" null true 5"#,
+            "a=3&b=x+y&c=%C3%A9&d=&1=one one true",
+            "a:3 c:é d: 1:one a,c,d,1 3,é,,one",
+            "a=3true c=étrue d=true 1=onetrue",
+            "x=1&y=null q=a+b&r=undefined",
+            "true 0",
+        ]
+    );
+}
+
 /// The page's local time is UTC whatever the machine's zone, so a widget that shows a
 /// time prints the same bytes on a laptop and in CI. The check runs in a child process
 /// (this same test binary) whose `TZ` is five and a half hours east of UTC.

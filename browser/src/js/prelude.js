@@ -20,7 +20,9 @@
   };
   const console = {};
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
-    console[level] = (...args) => host.console(level, args.map(fmt).join(' '));
+    // One string, the usual call, is the line as it is.
+    console[level] = (...args) =>
+      host.console(level, args.length === 1 && typeof args[0] === 'string' ? args[0] : args.map(fmt).join(' '));
   }
   global.console = console;
 
@@ -353,55 +355,96 @@
     return e !== undefined ? e : host.formEncode(toWellFormed.call(s));
   };
   const decode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
+  // The pairs are kept flat, `[name0, value0, name1, value1, …]`: an array per pair cost
+  // an allocation each, and every stream URL builds four.
   class URLSearchParams {
     constructor(init) {
-      this._p = [];
+      const p = [];
+      this._p = p;
       if (typeof init === 'string') {
         for (const part of init.replace(/^\?/, '').split('&')) {
           if (!part) continue;
           const i = part.indexOf('=');
-          this._p.push(i < 0 ? [decode(part), ''] : [decode(part.slice(0, i)), decode(part.slice(i + 1))]);
+          if (i < 0) p.push(decode(part), '');
+          else p.push(decode(part.slice(0, i)), decode(part.slice(i + 1)));
         }
       } else if (Array.isArray(init)) {
-        for (let i = 0; i < init.length; i++) this._p.push([String(init[i][0]), String(init[i][1])]);
+        for (let i = 0; i < init.length; i++) p.push(String(init[i][0]), String(init[i][1]));
       } else if (init && typeof init === 'object') {
-        // A record: its own enumerable string keys (one array, where `Object.entries`
-        // made one per pair as well).
+        // A record: its own enumerable string keys.
         const keys = Object.keys(init);
-        for (let i = 0; i < keys.length; i++) this._p.push([keys[i], String(init[keys[i]])]);
+        for (let i = 0; i < keys.length; i++) p.push(keys[i], String(init[keys[i]]));
       }
     }
     append(k, v) {
-      this._p.push([String(k), String(v)]);
+      this._p.push(String(k), String(v));
     }
+    // The first pair of that name takes the value, the others go; none: appended.
     set(k, v) {
-      this.delete(k);
-      this.append(k, v);
+      k = String(k);
+      const p = this._p;
+      const out = [];
+      let found = false;
+      for (let i = 0; i < p.length; i += 2) {
+        if (p[i] !== k) out.push(p[i], p[i + 1]);
+        else if (!found) {
+          found = true;
+          out.push(k, String(v));
+        }
+      }
+      if (!found) out.push(k, String(v));
+      this._p = out;
     }
     delete(k) {
-      this._p = this._p.filter(([n]) => n !== k);
+      k = String(k);
+      const p = this._p;
+      const out = [];
+      for (let i = 0; i < p.length; i += 2) if (p[i] !== k) out.push(p[i], p[i + 1]);
+      this._p = out;
     }
     get(k) {
-      const e = this._p.find(([n]) => n === k);
-      return e ? e[1] : null;
+      k = String(k);
+      const p = this._p;
+      for (let i = 0; i < p.length; i += 2) if (p[i] === k) return p[i + 1];
+      return null;
+    }
+    getAll(k) {
+      k = String(k);
+      const p = this._p;
+      const out = [];
+      for (let i = 0; i < p.length; i += 2) if (p[i] === k) out.push(p[i + 1]);
+      return out;
     }
     has(k) {
-      return this._p.some(([n]) => n === k);
+      return this.get(k) !== null;
     }
     *entries() {
-      yield* this._p;
+      const p = this._p;
+      for (let i = 0; i < p.length; i += 2) yield [p[i], p[i + 1]];
+    }
+    *keys() {
+      for (const [k] of this.entries()) yield k;
+    }
+    *values() {
+      for (const [, v] of this.entries()) yield v;
+    }
+    forEach(fn, thisArg) {
+      for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
     }
     [Symbol.iterator]() {
       return this.entries();
     }
+    get size() {
+      return this._p.length / 2;
+    }
     toString() {
-      // All pairs in one native call; a pair with a lone surrogate (which the native
-      // refuses) sends the whole list through `encode`, one string at a time.
+      // All pairs in one native call; a string with a lone surrogate (which the native
+      // refuses) sends the list through `encode`, one string at a time.
       const p = this._p;
       const all = host.formEncodePairs(p);
       if (all !== undefined) return all;
       let out = '';
-      for (let i = 0; i < p.length; i++) out += (i === 0 ? '' : '&') + encode(p[i][0]) + '=' + encode(p[i][1]);
+      for (let i = 0; i < p.length; i += 2) out += (i === 0 ? '' : '&') + encode(p[i]) + '=' + encode(p[i + 1]);
       return out;
     }
   }
