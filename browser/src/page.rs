@@ -581,17 +581,14 @@ impl Page {
                     }
                     return Ok(());
                 };
-                match &action {
-                    EsAction::Fetch { last_event_id } => {
-                        let url = s.urls.get(&es).cloned().unwrap_or_default();
-                        s.out.push(Request::OpenStream {
-                            es,
-                            url,
-                            last_event_id: last_event_id.clone(),
-                        });
-                        continue;
-                    }
-                    _ => {}
+                if let EsAction::Fetch { last_event_id } = &action {
+                    let url = s.urls.get(&es).cloned().unwrap_or_default();
+                    s.out.push(Request::OpenStream {
+                        es,
+                        url,
+                        last_event_id: last_event_id.clone(),
+                    });
+                    continue;
                 }
                 action
             };
