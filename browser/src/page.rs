@@ -743,8 +743,9 @@ fn push_json(json: &mut String, value: Value<'_>) -> rquickjs::Result<()> {
 
 /// `JSON.stringify(value)` written here for the object a widget reports most (an
 /// outcome: a plain object of a few strings), or `None` for anything else, which
-/// `JSON.stringify` itself then writes: QuickJS's went through a wrapper object, a
-/// property list and a quoted copy of every string, a fifth of a report's instructions.
+/// `JSON.stringify` itself then writes: QuickJS's goes through a wrapper object, a
+/// property list and a quoted copy of every string (a `settle` report cost ~21 k
+/// instructions that way, ~7 k this way).
 /// Plain means what makes the two agree: the realm's `Object.prototype` as prototype,
 /// no `toJSON` (own or inherited), and only primitives or functions as values (a nested
 /// object or array is left to `JSON.stringify`). Keys come in `JSON.stringify`'s order
