@@ -780,6 +780,18 @@ fn flat_object_json(value: &Value<'_>) -> rquickjs::Result<Option<String>> {
     Ok(Some(json))
 }
 
+/// `String(value)` as Rust's: a string read as it is (the usual case, every frame's
+/// render), anything else through JavaScript's `String()` conversion.
+fn string_of(value: Value<'_>) -> rquickjs::Result<String> {
+    match value.as_string() {
+        Some(text) => text.to_string(),
+        None => {
+            let ctx = value.ctx().clone();
+            <Coerced<String> as rquickjs::FromJs>::from_js(&ctx, value).map(|c| c.0)
+        }
+    }
+}
+
 /// `application/x-www-form-urlencoded` serializing of one string (WHATWG URL,
 /// §5.2): UTF-8 bytes, percent-encoded but for ASCII alphanumerics and `*-._`, with a
 /// space as `+`.
@@ -888,16 +900,18 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     let s = state.clone();
     // Coerces as `String(id)`, `String(text)`, `!!cursor` would, so a host object can
     // hand this function to the widget as its `render` without a wrapper per call.
-    native!(
-        "render",
-        move |id: Coerced<String>, text: Coerced<String>, cursor: Coerced<bool>| {
-            lock(&s).out.push(Request::Render {
-                id: id.0,
-                text: text.0,
-                cursor: cursor.0,
-            });
-        }
-    );
+    native!("render", move |id: Value<'_>,
+                            text: Value<'_>,
+                            cursor: Coerced<bool>|
+          -> rquickjs::Result<()> {
+        let (id, text) = (string_of(id)?, string_of(text)?);
+        lock(&s).out.push(Request::Render {
+            id,
+            text,
+            cursor: cursor.0,
+        });
+        Ok(())
+    });
     let s = state.clone();
     // `__report(kind, ...args)`: the arguments as a JSON array, each as `JSON.stringify`
     // writes it (`undefined` and functions as `null`, as in an array). Done here rather
