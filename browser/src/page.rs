@@ -793,10 +793,10 @@ fn string_of(value: Value<'_>) -> rquickjs::Result<String> {
 }
 
 /// `application/x-www-form-urlencoded` serializing of one string (WHATWG URL,
-/// §5.2): UTF-8 bytes, percent-encoded but for ASCII alphanumerics and `*-._`, with a
-/// space as `+`.
-fn form_encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+/// §5.2), appended to `out`: UTF-8 bytes, percent-encoded but for ASCII alphanumerics
+/// and `*-._`, with a space as `+`.
+fn push_form_encoded(out: &mut String, text: &str) {
+    out.extend(form_urlencoded::byte_serialize(text.as_bytes()));
 }
 
 /// The native `__host` object the prelude builds the globals on.
@@ -931,14 +931,9 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
         lock(&s).out.push(Request::Report { kind, args: json });
         Ok(())
     });
-    // `URLSearchParams`' serializer for one name or value (the prelude's `encode`);
-    // `undefined` for a string with a lone surrogate, which the prelude makes well
-    // formed first.
-    native!("formEncode", |text: rquickjs::String<'_>| {
-        text.to_string().ok().map(|s| form_encode(&s))
-    });
     // `URLSearchParams.toString()`: its flat `[name, value, name, value, …]` serialized,
-    // or `undefined` if a string has a lone surrogate.
+    // or `undefined` if a string has a lone surrogate (the prelude makes the strings
+    // well formed and asks again).
     native!(
         "formEncodePairs",
         |flat: rquickjs::Array<'_>| -> rquickjs::Result<Option<String>> {
@@ -950,7 +945,7 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
                 if i > 0 {
                     out.push(if i % 2 == 0 { '&' } else { '=' });
                 }
-                out.extend(form_urlencoded::byte_serialize(text.as_bytes()));
+                push_form_encoded(&mut out, &text);
             }
             Ok(Some(out))
         }
@@ -981,7 +976,9 @@ mod tests {
             ("\u{1F600}", "%F0%9F%98%80"),
             ("", ""),
         ] {
-            assert_eq!(form_encode(text), form, "{text:?}");
+            let mut ours = String::new();
+            push_form_encoded(&mut ours, text);
+            assert_eq!(ours, form, "{text:?}");
         }
     }
 

@@ -343,17 +343,14 @@
 
   // URL and URLSearchParams (QuickJS has neither): the parts widgets use.
   // application/x-www-form-urlencoded, as URLSearchParams serializes it: the native
-  // writes the UTF-8 bytes percent-encoded, a space as `+`, only `*-._` and ASCII letters
+  // (`formEncodePairs`, all of a URLSearchParams' pairs in one call) writes the UTF-8 bytes percent-encoded, a space as `+`, only `*-._` and ASCII letters
   // and digits as they are (it ran for every parameter of every stream URL, and a
   // JavaScript version over encodeURIComponent cost a tenth of a streamed message's
   // instructions at first, 3 % still after it lost its regular expressions). A string
   // with a lone surrogate is not one the native takes (`undefined`): it is made well
   // formed first (U+FFFD), as a browser's USVString conversion does.
   const toWellFormed = String.prototype.toWellFormed;
-  const encode = (s) => {
-    const e = host.formEncode(s);
-    return e !== undefined ? e : host.formEncode(toWellFormed.call(s));
-  };
+  const wellFormed = (s) => toWellFormed.call(s);
   const decode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
   // The pairs are kept flat, `[name0, value0, name1, value1, …]`: an array per pair cost
   // an allocation each, and every stream URL builds four.
@@ -438,14 +435,9 @@
       return this._p.length / 2;
     }
     toString() {
-      // All pairs in one native call; a string with a lone surrogate (which the native
-      // refuses) sends the list through `encode`, one string at a time.
-      const p = this._p;
-      const all = host.formEncodePairs(p);
-      if (all !== undefined) return all;
-      let out = '';
-      for (let i = 0; i < p.length; i += 2) out += (i === 0 ? '' : '&') + encode(p[i]) + '=' + encode(p[i + 1]);
-      return out;
+      // A string with a lone surrogate, which the native refuses, is made well formed.
+      const all = host.formEncodePairs(this._p);
+      return all !== undefined ? all : host.formEncodePairs(this._p.map(wellFormed));
     }
   }
   class URL {
