@@ -20,4 +20,4 @@ pub mod page;
 pub mod sse_parser;
 
 pub use modules::{SourceError, WidgetSource};
-pub use page::{DEFAULT_BUDGET, Engine, Host, Page, PageError, PageOptions, Request};
+pub use page::{DEFAULT_BUDGET, Engine, Host, MemoryLimit, Page, PageError, PageOptions, Request};

@@ -20,9 +20,9 @@ use rand_chacha::ChaCha8Rng;
 use rquickjs::context::intrinsic;
 use rquickjs::convert::Coerced;
 use rquickjs::function::Rest;
-use rquickjs::{Context, Ctx, Function, Object, Runtime, Value};
+use rquickjs::{Context, Ctx, FromJs, Function, Object, Runtime, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const PRELUDE: &str = include_str!("js/prelude.js");
@@ -46,6 +46,46 @@ pub const DEFAULT_BUDGET: u64 = 10_000;
 /// the run left (`js_trigger_gc` in quickjs.c), so this only spares the first thousands
 /// of sessions a collection every few realms.
 const GC_THRESHOLD: usize = 64 << 20;
+
+/// How much memory the pages of one [`Engine`] may hold together: QuickJS limits a
+/// runtime, not a realm, so the limit grows with the most pages ever open at once. A
+/// realm holds 170–250 KiB (the `events` example, 100 pages), and a dead one stays in the
+/// heap until the collector runs at 1.5 times the heap it last left, so `per_page` has
+/// room to spare; `base` is for what a page may build beyond that. What it stops is a
+/// widget that allocates without bound (`'x'.repeat(2 ** 29)` in a loop): the instruction
+/// budget bounds the operations of a task, not the bytes one operation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// Bytes for the runtime whatever the number of pages.
+    pub base: usize,
+    /// Bytes more for each page open at the peak.
+    pub per_page: usize,
+}
+
+impl MemoryLimit {
+    /// 1 GiB, and 2 MiB for each page open at the peak. A single fixed gibibyte ran out
+    /// at about 6,000 sessions open at once, and every page failed with `null` (what
+    /// QuickJS throws when it cannot allocate even its out-of-memory error).
+    pub const DEFAULT: MemoryLimit = MemoryLimit {
+        base: 1 << 30,
+        per_page: 2 << 20,
+    };
+
+    /// The limit with `pages` pages open at the peak.
+    pub fn bytes(self, pages: usize) -> usize {
+        self.base
+            .saturating_add(self.per_page.saturating_mul(pages))
+    }
+}
+
+/// The pages open on an engine now, and the most ever open at once (the memory limit
+/// follows the peak, never falling: a closed page's realm stays in the heap until the
+/// collector frees it, and a limit lowered before then would fail the pages still open).
+#[derive(Debug, Default)]
+struct PageCount {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
 
 /// What a page asks the outside world to do, or tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +177,22 @@ pub enum PageError {
         /// The JavaScript stack.
         stack: String,
     },
+    /// QuickJS refused an allocation: the pages of the engine hold as much memory as
+    /// its [`MemoryLimit`] allows, or a widget asked for more than is left.
+    #[error(
+        "out of memory in {task}: QuickJS refused an allocation with {:.1} MiB in use; the pages of this runtime may hold {:.1} MiB together ({:.1} MiB, and {:.1} MiB per page at the peak of {peak} open at once); a widget that allocates without bound?",
+        mib(*used), mib(memory.bytes(*peak)), mib(memory.base), mib(memory.per_page)
+    )]
+    OutOfMemory {
+        /// The task that failed.
+        task: String,
+        /// Bytes in use when the failure was reported.
+        used: usize,
+        /// The engine's limit.
+        memory: MemoryLimit,
+        /// The most pages open at once on the engine.
+        peak: usize,
+    },
     /// A task ran past its instruction budget (an endless loop, most likely).
     #[error(
         "instruction budget exhausted in {task}: the script ran past {budget} interrupt checks (about {} million bytecode operations) without returning; an endless loop?",
@@ -160,6 +216,8 @@ pub struct Engine {
     ticks: Arc<AtomicU64>,
     interrupted: Arc<AtomicBool>,
     budget: u64,
+    memory: MemoryLimit,
+    pages: Arc<PageCount>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -171,11 +229,20 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// A runtime that loads `source`'s modules, with `budget` interrupt checks per task.
+    /// A runtime that loads `source`'s modules, with `budget` interrupt checks per task
+    /// and the default [`MemoryLimit`].
     pub fn new(source: &WidgetSource, budget: u64) -> Result<Engine, PageError> {
+        Engine::with_memory(source, budget, MemoryLimit::DEFAULT)
+    }
+
+    /// As [`Engine::new`], with the pages' memory limited by `memory`.
+    pub fn with_memory(
+        source: &WidgetSource,
+        budget: u64,
+        memory: MemoryLimit,
+    ) -> Result<Engine, PageError> {
         let rt = Runtime::new().map_err(|e| PageError::Load(format!("QuickJS runtime: {e}")))?;
-        // Shared by every page on the runtime: generous, but a runaway allocation stops.
-        rt.set_memory_limit(1 << 30);
+        rt.set_memory_limit(memory.bytes(0));
         rt.set_max_stack_size(1 << 20);
         // QuickJS frees by reference counting; the cycle collector scans every live
         // realm on the runtime, so a low first threshold makes thousands of concurrent
@@ -201,7 +268,17 @@ impl Engine {
             ticks,
             interrupted,
             budget,
+            memory,
+            pages: Arc::new(PageCount::default()),
         })
+    }
+
+    /// Counts a page opening, and raises the memory limit if this is a new peak.
+    fn page_opened(&self) {
+        let open = self.pages.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if open > self.pages.peak.fetch_max(open, Ordering::Relaxed) {
+            self.rt.set_memory_limit(self.memory.bytes(open));
+        }
     }
 }
 
@@ -266,11 +343,19 @@ fn lock(s: &Shared) -> MutexGuard<'_, State> {
 pub struct Page {
     // The context must drop before the runtime.
     ctx: Context,
-    _rt: Runtime,
+    rt: Runtime,
     state: Shared,
     ticks: Arc<AtomicU64>,
     interrupted: Arc<AtomicBool>,
     budget: u64,
+    memory: MemoryLimit,
+    pages: Arc<PageCount>,
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.pages.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Page {
@@ -318,6 +403,9 @@ impl Page {
         options: PageOptions,
         host: Host<'_>,
     ) -> Result<Page, PageError> {
+        // Counted before the realm is made, so the realm is made under the raised limit;
+        // from here on the page's `Drop` uncounts it.
+        engine.page_opened();
         // Every intrinsic but WeakRef/FinalizationRegistry (they would let a page observe
         // garbage collection, which on a shared runtime depends on other sessions) and
         // QuickJS's own `performance` (real time; the prelude supplies a virtual one).
@@ -333,7 +421,10 @@ impl Page {
             intrinsic::Promise,
             intrinsic::DOMException,
         )>(&engine.rt)
-        .map_err(|e| PageError::Load(format!("QuickJS context: {e}")))?;
+        .map_err(|e| {
+            engine.pages.open.fetch_sub(1, Ordering::Relaxed);
+            PageError::Load(format!("QuickJS context: {e}"))
+        })?;
         let state = Arc::new(Mutex::new(State {
             now_ms: options.now_ms,
             opened_ms: options.now_ms,
@@ -351,11 +442,13 @@ impl Page {
         }));
         let page = Page {
             ctx,
-            _rt: engine.rt.clone(),
+            rt: engine.rt.clone(),
             state,
             ticks: engine.ticks.clone(),
             interrupted: engine.interrupted.clone(),
             budget: engine.budget,
+            memory: engine.memory,
+            pages: engine.pages.clone(),
         };
         page.ctx
             .with(|ctx| install_host(&ctx, &page.state))
@@ -663,13 +756,56 @@ impl Page {
             return Err(e);
         }
         if let Err((message, stack)) = result {
-            let e = PageError::Thrown { message, stack };
-            lock(&self.state).fatal = Some(e.clone());
-            return Err(e);
+            lock(&self.state)
+                .fatal
+                .get_or_insert(PageError::Thrown { message, stack });
         }
-        self.check()
+        // A failure that is QuickJS refusing memory is told as such, with the numbers.
+        let mut s = lock(&self.state);
+        if let Some(PageError::Thrown { message, .. }) = &s.fatal {
+            let message = message.clone();
+            drop(s);
+            let oom = self.out_of_memory(what, &message);
+            s = lock(&self.state);
+            if let Some(e) = oom {
+                s.fatal = Some(e);
+            }
+        }
+        match s.fatal.clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The failure as [`PageError::OutOfMemory`] if `message` is how QuickJS reports a
+    /// refused allocation: `InternalError: out of memory`, or `null` when it could not
+    /// allocate even that error (then the heap is at its limit; a widget may also throw
+    /// `null` itself, and that is left a thrown value).
+    fn out_of_memory(&self, what: &str, message: &str) -> Option<PageError> {
+        let said = message == OUT_OF_MEMORY;
+        if !said && message != "null" {
+            return None;
+        }
+        // Walks the heap: only ever on the way to failing a page.
+        let used = usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0);
+        let peak = self.pages.peak.load(Ordering::Relaxed);
+        let limit = self.memory.bytes(peak);
+        (said || used.saturating_add(64 << 10) >= limit).then(|| PageError::OutOfMemory {
+            task: what.to_owned(),
+            used,
+            memory: self.memory,
+            peak,
+        })
     }
 }
+
+/// Bytes as MiB, for messages.
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+/// QuickJS's message for an allocation it refused (`JS_ThrowOutOfMemory`).
+const OUT_OF_MEMORY: &str = "InternalError: out of memory";
 
 /// One of the prelude's entry points (a global `__…` function): one name to look up
 /// per task, not two (`__page.es` made two strings into atoms on every event).
@@ -690,12 +826,15 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> (String, String) {
             let stack: String = o.get("stack").unwrap_or_default();
             (format!("{name}: {message}"), stack)
         }
-        None => (
-            v.as_string()
-                .and_then(|s| s.to_string().ok())
-                .unwrap_or_else(|| format!("{v:?}")),
-            String::new(),
-        ),
+        // As a browser's console shows a thrown primitive: `String(value)`.
+        None => match Coerced::<String>::from_js(ctx, v) {
+            Ok(text) => (text.0, String::new()),
+            // Only a symbol has no string conversion.
+            Err(_) => {
+                ctx.catch();
+                ("Symbol()".to_owned(), String::new())
+            }
+        },
     }
 }
 
@@ -895,7 +1034,16 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
     });
     let s = state.clone();
     native!("uncaught", move |message: String, stack: String| {
-        lock(&s).out.push(Request::Uncaught { message, stack });
+        let mut st = lock(&s);
+        // A page out of memory is dead, as a browser's renderer is: not an error a
+        // handler threw and the page survives.
+        if message == OUT_OF_MEMORY && st.fatal.is_none() {
+            st.fatal = Some(PageError::Thrown {
+                message: message.clone(),
+                stack: stack.clone(),
+            });
+        }
+        st.out.push(Request::Uncaught { message, stack });
     });
     let s = state.clone();
     // Coerces as `String(id)`, `String(text)`, `!!cursor` would, so a host object can

@@ -2,7 +2,9 @@
 //! driven from outside, React hooks, and the three ways a widget can go wrong (throw,
 //! loop, stay silent is the simulator's liveness check, not the page's).
 
-use picasso_browser::{Host, Page, PageError, PageOptions, Request, WidgetSource};
+use picasso_browser::{
+    DEFAULT_BUDGET, Engine, Host, MemoryLimit, Page, PageError, PageOptions, Request, WidgetSource,
+};
 use std::collections::BTreeMap;
 
 fn options(event_source: bool) -> PageOptions {
@@ -421,6 +423,96 @@ fn an_endless_loop_is_stopped_by_the_budget() {
     let err = page.call_widget("send", "[]").expect_err("stopped");
     assert!(matches!(err, PageError::Budget { .. }), "{err}");
     assert!(err.to_string().contains("widget.send()"), "{err}");
+}
+
+/// Pages on an engine whose memory is `base` MiB and `per_page` MiB for each page open at
+/// the peak: how many of `n` open and take a message before one fails, and its error.
+fn open_many(base: usize, per_page: usize, n: usize) -> (usize, Option<PageError>) {
+    let source = WidgetSource::from_sources(
+        "w/widget.js",
+        &[(
+            "w/widget.js",
+            "export function createWidget(host) {\n  const kept = [];\n  return { send(id, text) { kept.push(text.repeat(1000)); } };\n}\n",
+        )],
+    );
+    let memory = MemoryLimit {
+        base: base << 20,
+        per_page: per_page << 20,
+    };
+    let engine = Engine::with_memory(&source, DEFAULT_BUDGET, memory).expect("engine");
+    let mut pages = Vec::new();
+    for i in 0..n {
+        let opened =
+            Page::open_in(&engine, &source, options(true), Host::fixed(HOST)).and_then(|page| {
+                page.call_widget("send", r#"["m1", "hello"]"#)
+                    .map(|()| page)
+            });
+        match opened {
+            Ok(page) => pages.push(page),
+            Err(e) => return (i, Some(e)),
+        }
+    }
+    (n, None)
+}
+
+/// QuickJS limits a runtime, not a realm: the limit grows with the pages open at once,
+/// so a run's size alone never runs the pages out of memory (a fixed gibibyte failed
+/// every page of a 6,000-session run, each with a bare `null`).
+#[test]
+fn the_memory_limit_grows_with_the_pages_open() {
+    assert_eq!(open_many(2, 1, 60), (60, None));
+    // The same pages under a fixed 2 MiB: a few open, then one fails, and says why.
+    let (opened, err) = open_many(2, 0, 60);
+    assert!(opened < 60, "all {opened} opened under a fixed 2 MiB");
+    let err = err.expect("a page fails");
+    let text = err.to_string();
+    assert!(
+        matches!(err, PageError::OutOfMemory { .. }) || text.contains("out of memory"),
+        "{text}"
+    );
+}
+
+/// A widget that allocates without bound fails its page with the limit and the task
+/// named, not with whatever QuickJS threw (`null` when even the error cannot be made).
+#[test]
+fn a_widget_that_allocates_without_bound_runs_out_of_memory_clearly() {
+    let source = WidgetSource::from_sources(
+        "w/widget.js",
+        &[(
+            "w/widget.js",
+            "export function createWidget(host) {\n  const kept = [];\n  return { send(id) { for (let i = 0; ; i++) kept.push('x'.repeat(1 << 20) + i); } };\n}\n",
+        )],
+    );
+    let memory = MemoryLimit {
+        base: 16 << 20,
+        per_page: 1 << 20,
+    };
+    let engine = Engine::with_memory(&source, DEFAULT_BUDGET, memory).expect("engine");
+    let page = Page::open_in(&engine, &source, options(true), Host::fixed(HOST)).expect("opens");
+    let err = page.call_widget("send", r#"["m1"]"#).expect_err("runs out");
+    match &err {
+        PageError::OutOfMemory {
+            task,
+            used,
+            memory: limit,
+            peak,
+        } => {
+            assert_eq!(task, "widget.send()");
+            assert_eq!((*limit, *peak), (memory, 1));
+            assert!(*used >= 15 << 20, "{err}");
+        }
+        other => panic!("not an out-of-memory error: {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("may hold 17.0 MiB together (16.0 MiB, and 1.0 MiB per page at the peak of 1 open at once)"),
+        "{err}"
+    );
+    // The page stays failed, and other pages on the engine still open.
+    assert!(page.call_widget("send", r#"["m2"]"#).is_err());
+    drop(page);
+    let other = Page::open_in(&engine, &source, options(true), Host::fixed(HOST));
+    assert!(other.is_ok(), "{:?}", other.err());
 }
 
 #[test]
