@@ -242,11 +242,12 @@ impl Checker<'_> {
     fn per_message(&mut self) {
         let clean = self.clean_scenario();
         let outcome = self.outcome;
+        let bedrock = outcome.bedrock_index();
         for s in &outcome.sessions {
             for m in &s.messages {
                 let place = format!("{}/{}", s.id, m.id);
                 let expected = expected_answer(self.scenario, &self.answers, &s.tenant, &m.text);
-                let calls = outcome.bedrock_calls(&s.id, &m.id);
+                let calls = bedrock.get(&s.id, &m.id);
                 // One outcome, in time.
                 match (&m.terminal, m.finished_at) {
                     (None, _) => self.fail(

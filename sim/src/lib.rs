@@ -36,6 +36,7 @@ pub mod widget;
 pub use invariants::{Property, Violation};
 pub use picasso_world::Transport;
 pub use simulator::{
-    Outcome, RunOptions, SimError, check_determinism, check_determinism_via, run_scenario, run_with,
+    BedrockCalls, Outcome, RunOptions, SimError, check_determinism, check_determinism_via,
+    run_scenario, run_with,
 };
 pub use widget::Policy;

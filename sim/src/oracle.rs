@@ -39,6 +39,7 @@ pub struct OracleView {
 
 /// The view of a run.
 pub fn view(outcome: &Outcome) -> OracleView {
+    let calls = outcome.bedrock_index();
     let messages = outcome
         .messages()
         .map(|(session, m)| MessageView {
@@ -49,7 +50,7 @@ pub fn view(outcome: &Outcome) -> OracleView {
             error_shown: m.error_shown.clone(),
             gets: (m.gets, m.gets_with_last_event_id),
             posts: (m.posts, m.fallback_posts),
-            bedrock: outcome.bedrock_calls(session, &m.id),
+            bedrock: calls.get(session, &m.id),
         })
         .collect();
     let metrics = outcome

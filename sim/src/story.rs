@@ -132,6 +132,7 @@ pub struct MessageStory {
 pub fn stories(scenario: &Scenario, outcome: &Outcome) -> Vec<MessageStory> {
     let answers = AnswerBook::new(&scenario.answers);
     let mut out = Vec::new();
+    let bedrock = outcome.bedrock_index();
     for session in &outcome.sessions {
         for m in &session.messages {
             let expected = expected_answer(scenario, &answers, &session.tenant, &m.text);
@@ -159,7 +160,7 @@ pub fn stories(scenario: &Scenario, outcome: &Outcome) -> Vec<MessageStory> {
                     statuses: gets[1..].to_vec(),
                 });
             }
-            let calls = outcome.bedrock_calls(&session.id, &m.id);
+            let calls = bedrock.get(&session.id, &m.id);
             if calls > 1 {
                 claims.push(Claim::BedrockCalls(calls));
             }

@@ -262,6 +262,12 @@ fn run_step(
         },
     )
     .map_err(|e| format!("step {}: {e}", step.label))?;
+    // Counted once for all sessions, not scanned per session or message.
+    let bedrock = outcome.bedrock_index();
+    let mut streams: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for r in &outcome.streams {
+        *streams.entry(r.session.as_str()).or_default() += 1;
+    }
     let records: Vec<SessionRecord> = outcome
         .sessions
         .iter()
@@ -277,12 +283,12 @@ fn run_step(
             SessionRecord {
                 eligible,
                 non_streaming_tenant: !streams_here,
-                stream_requests: outcome.streams.iter().filter(|r| r.session == s.id).count(),
+                stream_requests: streams.get(s.id.as_str()).copied().unwrap_or(0),
                 regular_requests: s.messages.iter().map(|m| m.posts as usize).sum(),
                 messages: s
                     .messages
                     .iter()
-                    .map(|m| record(m, outcome.bedrock_calls(&s.id, &m.id) as u32))
+                    .map(|m| record(m, bedrock.get(&s.id, &m.id) as u32))
                     .collect(),
             }
         })

@@ -460,7 +460,10 @@ impl Widget {
     }
 }
 
-/// The `EventSource`s of a widget, by id, each with the message it was opened for.
+/// The `EventSource`s of a widget, by id, each with the message it was opened for. A
+/// source that is closed and has nothing queued is forgotten: it can do nothing more
+/// (what the network still delivers for it is ignored, as a closed source ignores it),
+/// and a long session opens one per message, which every deadline query would walk.
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
     next: ConnId,
@@ -482,7 +485,10 @@ impl Sources {
         if es.ready_state() == ReadyState::Closed {
             return None;
         }
-        es.close().then_some(Effect::AbortStream { conn })
+        let abort = es.close().then_some(Effect::AbortStream { conn });
+        // Nothing is dispatched after `close()`, so nothing of it is left to pull.
+        self.map.remove(&conn);
+        abort
     }
 
     pub(crate) fn open_count(&self) -> u32 {
@@ -522,7 +528,12 @@ impl Sources {
     /// The next action of `conn` to dispatch: pulled one at a time, so a `close()` in a
     /// handler stops the rest.
     pub(crate) fn pull(&mut self, conn: ConnId) -> Option<EsAction> {
-        self.es(conn)?.next_action()
+        let es = self.es(conn)?;
+        let action = es.next_action();
+        if action.is_none() && es.ready_state() == ReadyState::Closed {
+            self.map.remove(&conn);
+        }
+        action
     }
 
     /// The sources whose reconnect falls due at `now_ms` (their `Fetch` is queued).
