@@ -19,6 +19,7 @@ use super::{
 };
 use crate::eventsource::{EsAction, ReadyState};
 use picasso_core::wire::{ChatResponse, Code, StreamFrame};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// Unparseable frames tolerated before the stream counts as broken.
@@ -72,9 +73,13 @@ pub struct Corrected {
     pub(crate) config_state: Option<ConfigState>,
     /// The session's streaming URL, when the sticky decision says stream.
     stream_url: Option<String>,
-    sources: Sources,
+    pub(crate) sources: Sources,
     msgs: BTreeMap<String, Msg>,
     order: Vec<String>,
+    /// How many messages at the start of `order` are settled (`Done` is final): the
+    /// queries asked on every step start after them, so a long session does not walk
+    /// its whole history each time. Advanced by those `&self` queries, hence a `Cell`.
+    settled: Cell<usize>,
     next_req: ReqId,
     reqs: BTreeMap<ReqId, String>,
     pub(crate) metrics: Metrics,
@@ -89,6 +94,7 @@ impl Corrected {
             sources: Sources::default(),
             msgs: BTreeMap::new(),
             order: Vec::new(),
+            settled: Cell::new(0),
             next_req: 0,
             reqs: BTreeMap::new(),
             metrics: Metrics::default(),
@@ -577,10 +583,24 @@ impl Corrected {
         }
     }
 
+    /// The messages from the first unsettled one on, in send order (a `send` sets its
+    /// message's state before it returns, so no query sees a new one as `Done`).
+    fn unsettled(&self) -> impl Iterator<Item = &Msg> {
+        let mut i = self.settled.get();
+        while self
+            .order
+            .get(i)
+            .is_some_and(|id| self.msgs[id].state == State::Done)
+        {
+            i += 1;
+        }
+        self.settled.set(i);
+        self.order[i..].iter().map(|id| &self.msgs[id])
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let own = self
-            .msgs
-            .values()
+            .unsettled()
             .filter_map(|m| match m.state {
                 State::Connecting { deadline, .. } | State::Posting { deadline, .. } => {
                     Some(deadline)
@@ -602,18 +622,14 @@ impl Corrected {
     }
 
     pub(crate) fn busy(&self) -> bool {
-        self.msgs.values().any(|m| m.state != State::Done)
+        self.unsettled().any(|m| m.state != State::Done)
     }
 
     pub(crate) fn leaks(&self) -> Leaks {
         Leaks {
             open_event_sources: self.sources.open_count(),
             posts_in_flight: self.reqs.len() as u32,
-            timers: self
-                .msgs
-                .values()
-                .filter(|m| m.state != State::Done)
-                .count() as u32,
+            timers: self.unsettled().filter(|m| m.state != State::Done).count() as u32,
         }
     }
 

@@ -36,7 +36,7 @@ pub struct Hook {
     pub(crate) config_state: Option<ConfigState>,
     /// `Math.random()`, seeded per session.
     random: ChaCha8Rng,
-    sources: Sources,
+    pub(crate) sources: Sources,
     /// Each source's URL and parameters (a reconnect re-sends the same GET).
     urls: BTreeMap<ConnId, (String, Vec<(String, String)>)>,
     /// `eventSourceRef.current`.

@@ -450,6 +450,17 @@ impl Widget {
         }
     }
 
+    /// How many `EventSource`s a Rust policy still holds (closed ones with nothing
+    /// queued are forgotten).
+    #[cfg(test)]
+    pub(crate) fn sources_held(&self) -> usize {
+        match self {
+            Widget::Hook(h) => h.sources.map.len(),
+            Widget::Corrected(c) => c.sources.map.len(),
+            Widget::Js(_) => 0,
+        }
+    }
+
     /// Why the widget's code stopped for good (a JavaScript error or an exhausted
     /// instruction budget), if it did.
     pub fn failure(&self) -> Option<String> {

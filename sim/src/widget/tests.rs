@@ -119,6 +119,61 @@ fn corrected_happy_path_completes_from_the_stream() {
     assert_eq!(w.metrics().streaming_completed, 1);
 }
 
+/// A long session keeps nothing of its finished messages that a step would walk: every
+/// completed stream's `EventSource` is forgotten, and with no message unsettled the
+/// widget is neither busy nor waiting on a deadline (each step used to scan every source
+/// and message the session ever had).
+#[test]
+fn corrected_forgets_what_finished_messages_held() {
+    let (mut w, _) = Widget::new(Policy::Corrected, ctx());
+    w.step(0, Input::ConfigLoaded(Ok(config(100.0))));
+    for i in 1..=50u64 {
+        let (id, t) = (format!("m{i}"), i * 1_000);
+        let fx = w.step(
+            t,
+            Input::Send {
+                message_id: id.clone(),
+                text: "Hello".into(),
+            },
+        );
+        let conn = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::OpenStream { conn, .. } => Some(*conn),
+                _ => None,
+            })
+            .expect("a stream opens");
+        assert!(w.busy());
+        w.step(
+            t + 1,
+            Input::StreamResponse {
+                conn,
+                status: 200,
+                content_type: Some("text/event-stream".into()),
+            },
+        );
+        w.step(
+            t + 2,
+            Input::StreamBody {
+                conn,
+                bytes: frames(&id, &["Hi"], true),
+            },
+        );
+        w.step(t + 3, Input::StreamEnd { conn, clean: true });
+        assert_eq!(w.sources_held(), 0, "after {id}");
+        assert!(!w.busy(), "after {id}");
+        assert_eq!(w.next_deadline(), None, "after {id}");
+    }
+    let records = w.records();
+    assert_eq!(records.len(), 50);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.terminal == Some(Terminal::Complete(Source::Stream)))
+    );
+    assert!(w.quiescent());
+}
+
 #[test]
 fn corrected_drop_falls_back_and_replaces_partial_text() {
     let (mut w, conn) = started(Policy::Corrected);
