@@ -79,10 +79,38 @@ impl fmt::Display for Diagnostic {
             self.file, self.line, self.column, path, self.message
         )?;
         let gutter = self.line.to_string().len();
+        let (shown, column) = window(&self.source_line, self.column);
         writeln!(f, "{:gutter$} |", "")?;
-        writeln!(f, "{} | {}", self.line, self.source_line)?;
-        write!(f, "{:gutter$} | {:>col$}", "", "^", col = self.column)
+        writeln!(f, "{} | {}", self.line, shown)?;
+        write!(f, "{:gutter$} | {:>col$}", "", "^", col = column)
     }
+}
+
+/// The widest source line a diagnostic shows whole.
+const SHOWN_CHARS: usize = 100;
+
+/// `line` as a diagnostic shows it, and the caret's column in what is shown: a longer
+/// line (an answer's text of 10,000 tokens is one line) is cut to the `SHOWN_CHARS`
+/// around `column`, with `…` where it was cut.
+fn window(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN_CHARS {
+        return (line.to_owned(), column);
+    }
+    let at = column.saturating_sub(1).min(chars.len());
+    let end = (at.saturating_sub(SHOWN_CHARS / 2) + SHOWN_CHARS).min(chars.len());
+    let start = end - SHOWN_CHARS;
+    let mut shown = String::new();
+    let mut caret = at - start.min(at) + 1;
+    if start > 0 {
+        shown.push('…');
+        caret += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret)
 }
 
 /// Reads and validates a scenario file.
@@ -646,4 +674,66 @@ fn check_origin(origin: &str) -> Result<(), String> {
         return bad();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diagnostic(source_line: &str, column: usize) -> Diagnostic {
+        Diagnostic {
+            file: "f.toml".into(),
+            line: 7,
+            column,
+            path: "answers[0].text".into(),
+            message: "too long".into(),
+            source_line: source_line.into(),
+        }
+    }
+
+    /// The caret's line and the source line as printed.
+    fn shown(d: &Diagnostic) -> (String, String) {
+        let text = d.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        (lines[2].to_owned(), lines[3].to_owned())
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let d = diagnostic("text = \"hello\"", 8);
+        let (source, caret) = shown(&d);
+        assert_eq!(source, "7 | text = \"hello\"");
+        assert_eq!(caret, "  |        ^");
+    }
+
+    /// A 10,000-token answer is one line: the diagnostic shows the hundred characters
+    /// around the column, the caret still under the character it names.
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let line: String = (0..20_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        for column in [1, 60, 5_000, 19_990, 20_000] {
+            let (source, caret) = shown(&diagnostic(&line, column));
+            let source = source.strip_prefix("7 | ").expect("gutter");
+            assert!(
+                source.chars().count() <= SHOWN_CHARS + 2,
+                "{column}: {source}"
+            );
+            let at = caret.strip_prefix("  | ").expect("gutter").chars().count();
+            let under = source.chars().nth(at - 1).expect("caret inside");
+            let named = line.chars().nth(column - 1).expect("column inside");
+            assert_eq!(under, named, "column {column}");
+            assert_eq!(
+                source.starts_with('…'),
+                column > SHOWN_CHARS / 2 + 1,
+                "{column}"
+            );
+            assert_eq!(
+                source.ends_with('…'),
+                column < 20_000 - SHOWN_CHARS / 2,
+                "{column}"
+            );
+        }
+    }
 }
