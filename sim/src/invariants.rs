@@ -276,19 +276,16 @@ impl Checker<'_> {
                     );
                 }
                 // Exact text.
-                for live in &m.live_texts {
-                    if !expected.starts_with(live.as_str()) {
-                        self.fail(
-                            Property::ExactText,
-                            place.clone(),
-                            format!(
-                                "showed {} while streaming; the answer is {}",
-                                q(live),
-                                q(&expected)
-                            ),
-                        );
-                        break;
-                    }
+                if let Some(live) = m.live_texts.first_not_prefix_of(&expected) {
+                    self.fail(
+                        Property::ExactText,
+                        place.clone(),
+                        format!(
+                            "showed {} while streaming; the answer is {}",
+                            q(&live),
+                            q(&expected)
+                        ),
+                    );
                 }
                 match &m.terminal {
                     Some(Terminal::Complete(_)) if m.final_text != expected => {

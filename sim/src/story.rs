@@ -137,12 +137,8 @@ pub fn stories(scenario: &Scenario, outcome: &Outcome) -> Vec<MessageStory> {
         for m in &session.messages {
             let expected = expected_answer(scenario, &answers, &session.tenant, &m.text);
             let mut claims = vec![shown(m, &expected)];
-            if let Some(live) = m
-                .live_texts
-                .iter()
-                .find(|t| !expected.starts_with(t.as_str()))
-            {
-                claims.push(Claim::WrongTextWhileStreaming(clip(live, 60)));
+            if let Some(live) = m.live_texts.first_not_prefix_of(&expected) {
+                claims.push(Claim::WrongTextWhileStreaming(clip(&live, 60)));
             }
             if m.fallback_posts > 0 {
                 claims.push(Claim::FellBack {

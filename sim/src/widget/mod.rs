@@ -262,7 +262,7 @@ pub struct MessageRecord {
     /// The `end` frame reached the widget for this message.
     pub end_seen: bool,
     /// Every text the bubble showed while live (streaming), in order, deduplicated.
-    pub live_texts: Vec<String>,
+    pub live_texts: LiveTexts,
     /// The text the bubble holds when the session ends.
     pub final_text: String,
     /// The error shown in the bubble, if any.
@@ -293,7 +293,7 @@ impl MessageRecord {
             posts: 0,
             fallback_posts: 0,
             end_seen: false,
-            live_texts: Vec::new(),
+            live_texts: LiveTexts::default(),
             final_text: String::new(),
             error_shown: None,
             terminal: None,
@@ -306,9 +306,7 @@ impl MessageRecord {
     }
 
     fn show_live(&mut self, text: &str) {
-        if self.live_texts.last().map(String::as_str) != Some(text) {
-            self.live_texts.push(text.to_owned());
-        }
+        self.live_texts.push(text);
     }
 
     fn finish(&mut self, now_ms: u64, terminal: Terminal) {
@@ -318,6 +316,86 @@ impl MessageRecord {
             self.finished_at = Some(now_ms);
         }
     }
+}
+
+/// The texts a bubble showed while streaming, in order, each different from the one
+/// before. A stream shows its whole text so far after every token, so each text is kept
+/// as what it shares with the one before and what it adds: the memory is the characters
+/// added, not the texts (which grew with the square of an answer's tokens: 618 MB for
+/// one 10,000-token answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveTexts {
+    /// Per text: the bytes it keeps of the one before, then what follows them.
+    steps: Vec<(usize, String)>,
+    /// The last text whole.
+    last: String,
+}
+
+impl LiveTexts {
+    /// Records `text` unless it is the text shown last.
+    fn push(&mut self, text: &str) {
+        if !self.steps.is_empty() && self.last == text {
+            return;
+        }
+        let kept = if text.starts_with(self.last.as_str()) {
+            self.last.len()
+        } else {
+            common_prefix(&self.last, text)
+        };
+        self.steps.push((kept, text[kept..].to_owned()));
+        self.last.truncate(kept);
+        self.last.push_str(&text[kept..]);
+    }
+
+    /// Whether the bubble showed no live text.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// How many texts were shown.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The texts, rebuilt one by one.
+    pub fn texts(&self) -> Vec<String> {
+        let mut text = String::new();
+        self.steps
+            .iter()
+            .map(|(kept, added)| {
+                text.truncate(*kept);
+                text.push_str(added);
+                text.clone()
+            })
+            .collect()
+    }
+
+    /// The first text shown that is not a prefix of `answer`: each text is checked
+    /// by what it adds to one already checked, so the whole check reads each added
+    /// character once.
+    pub fn first_not_prefix_of(&self, answer: &str) -> Option<String> {
+        let mut text = String::new();
+        for (kept, added) in &self.steps {
+            text.truncate(*kept);
+            let fits = answer
+                .get(*kept..)
+                .is_some_and(|rest| rest.starts_with(added.as_str()));
+            text.push_str(added);
+            if !fits {
+                return Some(text);
+            }
+        }
+        None
+    }
+}
+
+/// The length in bytes of the longest common prefix of `a` and `b`, on a character
+/// boundary of both.
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
 }
 
 /// The seed's metrics (§Success Metrics), as the widget counts them.

@@ -194,7 +194,7 @@ fn corrected_drop_falls_back_and_replaces_partial_text() {
     );
     w.step(50, answer(req, "Hello, how"));
     let r = &w.records()[0];
-    assert_eq!(r.live_texts, ["Hel"]);
+    assert_eq!(r.live_texts.texts(), ["Hel"]);
     assert_eq!(r.final_text, "Hello, how");
     assert_eq!(r.terminal, Some(Terminal::Complete(Source::Post)));
     let m = w.metrics();
@@ -254,7 +254,7 @@ fn as_written_never_reconnects_and_loses_the_answer() {
         "close() inside onerror cancelled the reconnect"
     );
     let r = &w.records()[0];
-    assert_eq!(r.live_texts, ["Hello"]);
+    assert_eq!(r.live_texts.texts(), ["Hello"]);
     assert_eq!(r.final_text, "", "bug 8: never committed");
     assert_eq!(r.errors_logged, 1, "bug 1: end arrives as an error");
     assert_eq!(r.terminal, None);
@@ -321,4 +321,96 @@ fn as_written_flips_modes_within_a_session() {
         .map(|r| format!("{:?}", r.mode))
         .collect();
     assert_eq!(modes.len(), 2, "bug 11");
+}
+
+mod live_texts {
+    use super::super::LiveTexts;
+    use proptest::prelude::*;
+
+    /// Texts as a stream shows them: mostly growing by a piece, sometimes cut back
+    /// (a fallback hides the partial text), repeated, or replaced; pieces include
+    /// multi-byte characters, so cuts must fall on character boundaries.
+    fn shown() -> impl Strategy<Value = Vec<String>> {
+        let step = prop_oneof![
+            4 => "[a-c é€😀]{0,3}".prop_map(Step::Add),
+            1 => (0usize..8).prop_map(Step::Cut),
+            1 => Just(Step::Same),
+            1 => "[a-c é]{0,4}".prop_map(Step::Replace),
+        ];
+        proptest::collection::vec(step, 0..40).prop_map(|steps| {
+            let mut text = String::new();
+            steps
+                .into_iter()
+                .map(|s| {
+                    match s {
+                        Step::Add(p) => text.push_str(&p),
+                        Step::Cut(n) => {
+                            let keep = text.chars().count().saturating_sub(n);
+                            text = text.chars().take(keep).collect();
+                        }
+                        Step::Same => {}
+                        Step::Replace(t) => text = t,
+                    }
+                    text.clone()
+                })
+                .collect()
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Add(String),
+        Cut(usize),
+        Same,
+        Replace(String),
+    }
+
+    proptest! {
+        /// The compact record answers as the list of every text would: the same texts
+        /// (consecutive repeats dropped), and the same first text that is not a
+        /// prefix of the answer.
+        #[test]
+        fn live_texts_are_the_list_of_texts(
+            texts in shown(),
+            answer in "[a-c é€😀]{0,12}",
+        ) {
+            let mut live = LiveTexts::default();
+            let mut list: Vec<String> = Vec::new();
+            for t in &texts {
+                live.push(t);
+                if list.last() != Some(t) {
+                    list.push(t.clone());
+                }
+            }
+            prop_assert_eq!(live.texts(), list.clone());
+            prop_assert_eq!(live.len(), list.len());
+            prop_assert_eq!(live.is_empty(), list.is_empty());
+            let first = list.iter().find(|t| !answer.starts_with(t.as_str())).cloned();
+            prop_assert_eq!(live.first_not_prefix_of(&answer), first.clone());
+            // Against an answer that starts with the last text, too (the usual case).
+            let last = list.last().cloned().unwrap_or_default();
+            let grown = format!("{last}é and more");
+            let first = list.iter().find(|t| !grown.starts_with(t.as_str())).cloned();
+            prop_assert_eq!(live.first_not_prefix_of(&grown), first);
+        }
+    }
+
+    /// One answer of 10,000 tokens keeps about its own length, not the sum of every
+    /// text it showed.
+    #[test]
+    fn a_long_stream_keeps_what_it_added() {
+        let mut live = LiveTexts::default();
+        let mut text = String::new();
+        for i in 0..10_000 {
+            text.push_str(&format!(" w{i}"));
+            live.push(&text);
+        }
+        let kept: usize = live.steps.iter().map(|(_, a)| a.len()).sum::<usize>() + live.last.len();
+        assert_eq!(kept, 2 * text.len());
+        assert_eq!(live.first_not_prefix_of(&text), None);
+        assert_eq!(
+            live.first_not_prefix_of(" w0 w1 w3").as_deref(),
+            Some(" w0 w1 w2")
+        );
+    }
 }
