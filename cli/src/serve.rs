@@ -80,6 +80,17 @@ pub(crate) struct ServeArgs {
     /// --bedrock-endpoint and --record-from always go over the network.
     #[arg(long, value_enum, default_value = "in-process")]
     pub bedrock_hop: BedrockHop,
+    /// Keep the most recent N requests in mock Bedrock's journal (`/__admin/requests`),
+    /// 0 for all: each entry holds ~400 bytes, so a load test of millions of requests
+    /// would otherwise grow the server by gigabytes. Arrival numbers keep counting.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub journal_limit: usize,
+    /// Keep the most recent N finished answers in the gateway, 0 for all: a repeat for
+    /// a kept message (a reconnect, a resume) replays it without a second Bedrock call,
+    /// and each holds its encoded frames, so a load test with a new message id per
+    /// request would otherwise keep them all. Running answers are always kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub kept_answers: usize,
 }
 
 /// `serve --bedrock-hop`.
@@ -175,6 +186,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
             Pacing::Tokio => mock_bedrock::Clock::Tokio,
         },
     );
+    bedrock_state.set_journal_limit(Some(config.journal_limit).filter(|&n| n > 0));
     let bedrock_url = match (&config.bedrock_endpoint, bedrock_listener) {
         (Some(url), _) => url.clone(),
         (None, Some(listener)) if config.record().is_some() => {
@@ -225,6 +237,7 @@ async fn serve(config: ServeArgs) -> anyhow::Result<()> {
 
     let (master_state, gateway_state) =
         picasso_world::over_http(&scenario, &master_url, &gateway_url, bedrock);
+    gateway_state.set_kept_answers_limit(Some(config.kept_answers).filter(|&n| n > 0));
     let world = World {
         scenario: Arc::new(std::sync::Mutex::new(scenario.clone())),
         bedrock: bedrock_state.clone(),

@@ -34,7 +34,7 @@ use futures_util::stream::BoxStream;
 use http_serve::on_wake::on_wake;
 use picasso_core::scenario::Caller;
 use picasso_core::wire::{Code, StreamFrame};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -257,35 +257,103 @@ impl MessageKey {
 /// Every generation of the current scenario, by [`MessageKey`].
 #[derive(Debug, Default)]
 pub struct Generations {
-    map: Mutex<BTreeMap<MessageKey, Arc<Generation>>>,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    map: BTreeMap<MessageKey, Arc<Generation>>,
+    /// The keys in the order their generations started, while a limit is set.
+    order: VecDeque<MessageKey>,
+    /// The most generations kept: past it the oldest that ended are forgotten
+    /// (`None`: all are kept, as a simulated run needs).
+    limit: Option<usize>,
+}
+
+/// How many of the oldest generations one start looks at to make room: a running one is
+/// kept and looked at again later, so a start costs a bounded amount even when more
+/// streams run at once than the limit.
+const EVICTION_LOOKS: usize = 8;
+
+impl Table {
+    /// Forgets ended generations, oldest first, while over the limit.
+    fn evict(&mut self) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        for _ in 0..EVICTION_LOOKS {
+            if self.map.len() <= limit {
+                return;
+            }
+            let Some(key) = self.order.pop_front() else {
+                return;
+            };
+            match self.map.get(&key) {
+                Some(g) if !g.is_done() => self.order.push_back(key),
+                _ => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 impl Generations {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The message's generation, or a new one registered under its key.
     pub fn get_or_start(&self, key: &MessageKey) -> Lookup {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = map.get(key) {
+        let mut table = self.lock();
+        if let Some(existing) = table.map.get(key) {
             return Lookup::Existing(existing.clone());
         }
         let generation = Arc::new(Generation::new(&key.message));
-        map.insert(key.clone(), generation.clone());
+        table.map.insert(key.clone(), generation.clone());
+        if table.limit.is_some() {
+            table.order.push_back(key.clone());
+            table.evict();
+        }
         Lookup::Started(generation)
+    }
+
+    /// Keeps at most `limit` generations from now on, forgetting the oldest that have
+    /// ended (a running one is never forgotten); `None` keeps them all. A repeat for a
+    /// message whose answer was forgotten starts a new Bedrock call. `serve` sets one:
+    /// every kept answer holds its encoded frames, and a load test with a new message
+    /// id per request would otherwise keep them all.
+    pub fn set_limit(&self, limit: Option<usize>) {
+        let mut table = self.lock();
+        table.limit = limit;
+        let keys: Vec<MessageKey> = table.map.keys().cloned().collect();
+        table.order = if limit.is_some() {
+            // Before a limit there was no start order to keep: key order it is.
+            keys.into()
+        } else {
+            VecDeque::new()
+        };
+        let over = table.map.len().saturating_sub(limit.unwrap_or(usize::MAX));
+        for _ in 0..over.div_ceil(EVICTION_LOOKS).max(1) {
+            table.evict();
+        }
     }
 
     /// The message's generation, if one is kept.
     pub fn get(&self, key: &MessageKey) -> Option<Arc<Generation>> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).cloned()
+        self.lock().map.get(key).cloned()
     }
 
     /// Forgets every kept answer (a new scenario was loaded).
     pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut table = self.lock();
+        table.map.clear();
+        table.order.clear();
     }
 
     /// How many generations are kept.
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().map.len()
     }
 
     /// Whether none are kept.
@@ -459,5 +527,46 @@ mod tests {
         ));
         assert!(table.get(&key("c", "s", "m")).is_none());
         assert_eq!(table.len(), 3);
+    }
+
+    /// With a limit, starting a generation forgets the oldest that ended; a running
+    /// one is kept however old (its readers are still on it), and a forgotten message
+    /// starts afresh.
+    #[test]
+    fn a_limit_forgets_the_oldest_ended_never_a_running_one() {
+        let table = Generations::default();
+        table.set_limit(Some(2));
+        let key = |m: &str| MessageKey::new("t", "s", m);
+        let start = |m: &str| match table.get_or_start(&key(m)) {
+            Lookup::Started(g) => g,
+            Lookup::Existing(_) => panic!("{m} was kept"),
+        };
+        let a = start("a");
+        let b = start("b");
+        b.push(&StreamFrame::End, true);
+        // `a` runs, `b` ended: the third start forgets `b`, not `a`.
+        let _c = start("c");
+        assert!(table.get(&key("a")).is_some());
+        assert!(table.get(&key("b")).is_none());
+        assert_eq!(table.len(), 2);
+        // Everything running: nothing is forgotten, the table grows past the limit.
+        let _d = start("d");
+        assert_eq!(table.len(), 3);
+        // Once `a` ends, the next start makes room by forgetting it.
+        a.push(&StreamFrame::End, true);
+        let _e = start("e");
+        assert!(table.get(&key("a")).is_none());
+        assert!(table.get(&key("c")).is_some() && table.get(&key("d")).is_some());
+        // A forgotten message is a new generation.
+        assert!(matches!(table.get_or_start(&key("b")), Lookup::Started(_)));
+        // No limit: all kept.
+        let all = Generations::default();
+        for i in 0..100 {
+            let Lookup::Started(g) = all.get_or_start(&key(&i.to_string())) else {
+                panic!("new")
+            };
+            g.push(&StreamFrame::End, true);
+        }
+        assert_eq!(all.len(), 100);
     }
 }

@@ -119,6 +119,12 @@ impl GatewayState {
         self.inner.generations.len()
     }
 
+    /// Keeps at most `limit` answers, forgetting the oldest that ended (see
+    /// [`crate::generation::Generations::set_limit`]); `None`, the default, keeps all.
+    pub fn set_kept_answers_limit(&self, limit: Option<usize>) {
+        self.inner.generations.set_limit(limit);
+    }
+
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }

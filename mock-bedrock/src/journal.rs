@@ -9,6 +9,7 @@
 use crate::operations::Operation;
 use picasso_core::scenario::Caller;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -85,15 +86,31 @@ impl Default for Journal {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// Bumped by `clear`, so guards of requests from before a reset write nothing.
     epoch: u64,
-    entries: Vec<JournalEntry>,
+    /// The arrival number of `entries[0]`.
+    first: u64,
+    entries: VecDeque<JournalEntry>,
     /// Each entry's `tokens_sent`, counted by its guard without the lock (a token is
     /// the journal's most frequent change: one per frame of every stream); read into
     /// the entries when they are copied out.
-    tokens: Vec<Arc<AtomicU32>>,
+    tokens: VecDeque<Arc<AtomicU32>>,
+    /// The most entries kept: past it the oldest is forgotten (`None`: all are kept).
+    limit: Option<usize>,
+}
+
+impl Default for Inner {
+    fn default() -> Inner {
+        Inner {
+            epoch: 0,
+            first: 1,
+            entries: VecDeque::new(),
+            tokens: VecDeque::new(),
+            limit: None,
+        }
+    }
 }
 
 impl Journal {
@@ -109,20 +126,37 @@ impl Journal {
     /// the entry (numbering and pushing under one lock keeps arrival order exact).
     pub(crate) fn record(self: &Arc<Self>, make: impl FnOnce(u64) -> JournalEntry) -> EntryGuard {
         let mut inner = self.lock();
-        let entry = make(inner.entries.len() as u64 + 1);
+        let seq = inner.first + inner.entries.len() as u64;
+        let entry = make(seq);
         let request_id = entry.request_id.clone();
         let tokens = Arc::new(AtomicU32::new(entry.tokens_sent));
-        inner.entries.push(entry);
-        inner.tokens.push(Arc::clone(&tokens));
+        inner.entries.push_back(entry);
+        inner.tokens.push_back(Arc::clone(&tokens));
+        if inner.limit.is_some_and(|limit| inner.entries.len() > limit) {
+            inner.entries.pop_front();
+            inner.tokens.pop_front();
+            inner.first += 1;
+        }
         EntryGuard {
             journal: Arc::clone(self),
             epoch: inner.epoch,
-            index: inner.entries.len() - 1,
+            seq,
             request_id,
             tokens,
             finished: false,
         }
         .notified()
+    }
+
+    /// Keeps at most `limit` entries from now on, the most recent (`None`: all).
+    pub(crate) fn set_limit(&self, limit: Option<usize>) {
+        let mut inner = self.lock();
+        inner.limit = limit;
+        while limit.is_some_and(|limit| inner.entries.len() > limit) {
+            inner.entries.pop_front();
+            inner.tokens.pop_front();
+            inner.first += 1;
+        }
     }
 
     /// Tells the waiters that the journal changed. With none (the simulator never
@@ -143,17 +177,22 @@ impl Journal {
     /// A copy of every entry, in arrival order.
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
         let inner = self.lock();
-        let mut entries = inner.entries.clone();
-        for (entry, tokens) in entries.iter_mut().zip(&inner.tokens) {
-            entry.tokens_sent = tokens.load(Ordering::Relaxed);
-        }
-        entries
+        inner
+            .entries
+            .iter()
+            .zip(&inner.tokens)
+            .map(|(entry, tokens)| JournalEntry {
+                tokens_sent: tokens.load(Ordering::Relaxed),
+                ..entry.clone()
+            })
+            .collect()
     }
 
     /// Forgets every entry; the numbering starts again at 1.
     pub(crate) fn clear(&self) {
         let mut inner = self.lock();
         inner.epoch += 1;
+        inner.first = 1;
         inner.entries.clear();
         inner.tokens.clear();
         drop(inner);
@@ -167,7 +206,7 @@ impl Journal {
 pub(crate) struct EntryGuard {
     journal: Arc<Journal>,
     epoch: u64,
-    index: usize,
+    seq: u64,
     request_id: String,
     /// This entry's token count (a reset journal no longer reads it).
     tokens: Arc<AtomicU32>,
@@ -177,7 +216,7 @@ pub(crate) struct EntryGuard {
 impl EntryGuard {
     /// The arrival number of this request.
     pub(crate) fn seq(&self) -> u64 {
-        self.index as u64 + 1
+        self.seq
     }
 
     /// The request id recorded for this request.
@@ -196,7 +235,9 @@ impl EntryGuard {
         if inner.epoch != self.epoch {
             return;
         }
-        if let Some(entry) = inner.entries.get_mut(self.index) {
+        // An entry past the limit is forgotten, and its changes with it.
+        let index = self.seq.checked_sub(inner.first);
+        if let Some(entry) = index.and_then(|i| inner.entries.get_mut(i as usize)) {
             change(entry);
         }
         drop(inner);
@@ -297,6 +338,42 @@ mod tests {
         assert_eq!(entries[0].seq, 1);
         assert_eq!(entries[0].outcome, Outcome::InProgress);
         assert_eq!(entries[0].tokens_sent, 1);
+    }
+
+    /// With a limit the journal keeps the most recent entries; arrival numbers keep
+    /// counting, and a guard whose entry was forgotten changes nothing (in particular
+    /// not the entry now at its old index).
+    #[test]
+    fn a_limited_journal_keeps_the_latest_and_numbers_on() {
+        let journal = Arc::new(Journal::default());
+        journal.set_limit(Some(3));
+        let mut first = journal.record(entry);
+        let guards: Vec<EntryGuard> = (0..4).map(|_| journal.record(entry)).collect();
+        assert_eq!(first.seq(), 1);
+        assert_eq!(guards[3].seq(), 5);
+        first.fault("bedrock/stall".into());
+        first.finish(Outcome::Completed);
+        guards[3].token_sent();
+        let entries = journal.entries();
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.outcome == Outcome::InProgress && e.fault.is_none())
+        );
+        assert_eq!(entries[2].tokens_sent, 1);
+        // Lowering the limit forgets the oldest at once; lifting it keeps what is left.
+        journal.set_limit(Some(1));
+        assert_eq!(journal.entries()[0].seq, 5);
+        journal.set_limit(None);
+        let next = journal.record(entry);
+        assert_eq!(next.seq(), 6);
+        assert_eq!(journal.entries().len(), 2);
+        // A reset numbers from 1 again.
+        journal.clear();
+        assert_eq!(journal.record(entry).seq(), 1);
+        drop(guards);
     }
 
     #[test]

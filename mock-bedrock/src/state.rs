@@ -139,9 +139,17 @@ impl MockState {
         self.world().faults.armed()
     }
 
-    /// Every request so far, in arrival order.
+    /// Every request so far, in arrival order (the most recent `limit`, if one is set).
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.journal.entries()
+    }
+
+    /// Keeps at most `limit` journal entries, the most recent; `None` keeps them all
+    /// (the default: a simulation reads every call of its run). A server that runs for
+    /// hours under load sets one: each entry holds the prompt and the ids, ~400 bytes.
+    /// Arrival numbers keep counting past the forgotten entries.
+    pub fn set_journal_limit(&self, limit: Option<usize>) {
+        self.shared.journal.set_limit(limit);
     }
 
     /// Forgets the journal (numbering restarts at 1, so request ids repeat), how
