@@ -133,6 +133,15 @@ pub fn stories(scenario: &Scenario, outcome: &Outcome) -> Vec<MessageStory> {
     let answers = AnswerBook::new(&scenario.answers);
     let mut out = Vec::new();
     let bedrock = outcome.bedrock_index();
+    // Each message's GETs' statuses in order, grouped once.
+    let mut gets_of: std::collections::BTreeMap<(&str, &str), Vec<Option<u16>>> =
+        std::collections::BTreeMap::new();
+    for s in &outcome.streams {
+        gets_of
+            .entry((s.session.as_str(), s.message.as_str()))
+            .or_default()
+            .push(s.status);
+    }
     for session in &outcome.sessions {
         for m in &session.messages {
             let expected = expected_answer(scenario, &answers, &session.tenant, &m.text);
@@ -145,12 +154,9 @@ pub fn stories(scenario: &Scenario, outcome: &Outcome) -> Vec<MessageStory> {
                     posts: m.fallback_posts,
                 });
             }
-            let gets: Vec<Option<u16>> = outcome
-                .streams
-                .iter()
-                .filter(|s| s.session == session.id && s.message == m.id)
-                .map(|s| s.status)
-                .collect();
+            let gets: &[Option<u16>] = gets_of
+                .get(&(session.id.as_str(), m.id.as_str()))
+                .map_or(&[], Vec::as_slice);
             if gets.len() > 1 {
                 claims.push(Claim::Reconnected {
                     statuses: gets[1..].to_vec(),
