@@ -60,6 +60,8 @@ pub struct MemoryLimit {
     pub base: usize,
     /// Bytes more for each page open at the peak.
     pub per_page: usize,
+    /// Never more than this, however many pages (`None`: no ceiling).
+    pub ceiling: Option<usize>,
 }
 
 impl MemoryLimit {
@@ -69,13 +71,38 @@ impl MemoryLimit {
     pub const DEFAULT: MemoryLimit = MemoryLimit {
         base: 1 << 30,
         per_page: 2 << 20,
+        ceiling: None,
     };
+
+    /// [`MemoryLimit::DEFAULT`] with a ceiling of half this machine's memory (Linux's
+    /// `MemTotal`; no ceiling where it cannot be read): a run with more sessions open at
+    /// once than the machine can hold (`validate` allows 100,000; a realm is ~200 KiB)
+    /// fails its pages with [`PageError::OutOfMemory`], not the process with the
+    /// kernel's out-of-memory killer.
+    pub fn for_this_machine() -> MemoryLimit {
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| mem_total(&info));
+        MemoryLimit {
+            ceiling: total.map(|bytes| bytes / 2),
+            ..MemoryLimit::DEFAULT
+        }
+    }
 
     /// The limit with `pages` pages open at the peak.
     pub fn bytes(self, pages: usize) -> usize {
-        self.base
-            .saturating_add(self.per_page.saturating_mul(pages))
+        let grown = self
+            .base
+            .saturating_add(self.per_page.saturating_mul(pages));
+        self.ceiling.map_or(grown, |c| grown.min(c))
     }
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn mem_total(info: &str) -> Option<usize> {
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// The pages open on an engine now, and the most ever open at once (the memory limit
@@ -85,6 +112,10 @@ impl MemoryLimit {
 struct PageCount {
     open: AtomicUsize,
     peak: AtomicUsize,
+    /// The heap in use when an allocation was last found refused, and the peak then:
+    /// walking the heap to count it takes seconds at tens of thousands of realms, and a
+    /// run out of memory fails many pages at the same peak.
+    refused: Mutex<Option<(usize, usize)>>,
 }
 
 /// What a page asks the outside world to do, or tells it.
@@ -180,8 +211,9 @@ pub enum PageError {
     /// QuickJS refused an allocation: the pages of the engine hold as much memory as
     /// its [`MemoryLimit`] allows, or a widget asked for more than is left.
     #[error(
-        "out of memory in {task}: QuickJS refused an allocation with {:.1} MiB in use; the pages of this runtime may hold {:.1} MiB together ({:.1} MiB, and {:.1} MiB per page at the peak of {peak} open at once); a widget that allocates without bound?",
-        mib(*used), mib(memory.bytes(*peak)), mib(memory.base), mib(memory.per_page)
+        "out of memory in {task}: QuickJS refused an allocation with {:.1} MiB in use; the pages of this runtime may hold {:.1} MiB together ({:.1} MiB, and {:.1} MiB per page at the peak of {peak} open at once{}); a widget that allocates without bound, or more sessions open at once than this machine holds?",
+        mib(*used), mib(memory.bytes(*peak)), mib(memory.base), mib(memory.per_page),
+        memory.ceiling.map_or(String::new(), |c| format!(", at most {:.1} MiB: half this machine's memory", mib(c)))
     )]
     OutOfMemory {
         /// The task that failed.
@@ -230,9 +262,9 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// A runtime that loads `source`'s modules, with `budget` interrupt checks per task
-    /// and the default [`MemoryLimit`].
+    /// and [`MemoryLimit::for_this_machine`].
     pub fn new(source: &WidgetSource, budget: u64) -> Result<Engine, PageError> {
-        Engine::with_memory(source, budget, MemoryLimit::DEFAULT)
+        Engine::with_memory(source, budget, MemoryLimit::for_this_machine())
     }
 
     /// As [`Engine::new`], with the pages' memory limited by `memory`.
@@ -786,11 +818,23 @@ impl Page {
         if !said && message != "null" {
             return None;
         }
-        // Walks the heap: only ever on the way to failing a page.
-        let used = usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0);
         let peak = self.pages.peak.load(Ordering::Relaxed);
         let limit = self.memory.bytes(peak);
-        (said || used.saturating_add(64 << 10) >= limit).then(|| PageError::OutOfMemory {
+        let mut refused = self.pages.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let used = match *refused {
+            Some((at, used)) if at == peak => used,
+            _ => {
+                // Walks the heap: only on the way to failing a page, once per peak.
+                let used = usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0);
+                let out = said || used.saturating_add(64 << 10) >= limit;
+                if !out {
+                    return None;
+                }
+                *refused = Some((peak, used));
+                used
+            }
+        };
+        Some(PageError::OutOfMemory {
             task: what.to_owned(),
             used,
             memory: self.memory,
@@ -1111,6 +1155,35 @@ fn install_host(ctx: &Ctx<'_>, state: &Shared) -> rquickjs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_limit_grows_with_the_peak_up_to_its_ceiling() {
+        let mib = 1 << 20;
+        let limit = MemoryLimit {
+            base: 4 * mib,
+            per_page: 2 * mib,
+            ceiling: Some(9 * mib),
+        };
+        assert_eq!(limit.bytes(0), 4 * mib);
+        assert_eq!(limit.bytes(2), 8 * mib);
+        assert_eq!(limit.bytes(3), 9 * mib);
+        assert_eq!(limit.bytes(usize::MAX), 9 * mib);
+        let unbounded = MemoryLimit {
+            ceiling: None,
+            ..limit
+        };
+        assert_eq!(unbounded.bytes(usize::MAX), usize::MAX);
+        assert_eq!(
+            mem_total("MemFree: 1 kB\nMemTotal:       24558036 kB\n"),
+            Some(24_558_036 * 1024)
+        );
+        assert_eq!(mem_total("MemTotal: lots\n"), None);
+        assert!(
+            MemoryLimit::for_this_machine()
+                .ceiling
+                .is_none_or(|c| c >= 64 * mib)
+        );
+    }
 
     /// What the former JavaScript serializer (encodeURIComponent, then `!'()~` escaped
     /// and `%20` as `+`) wrote, which is what a browser's URLSearchParams writes.

@@ -427,7 +427,12 @@ fn an_endless_loop_is_stopped_by_the_budget() {
 
 /// Pages on an engine whose memory is `base` MiB and `per_page` MiB for each page open at
 /// the peak: how many of `n` open and take a message before one fails, and its error.
-fn open_many(base: usize, per_page: usize, n: usize) -> (usize, Option<PageError>) {
+fn open_many(
+    base: usize,
+    per_page: usize,
+    ceiling: Option<usize>,
+    n: usize,
+) -> (usize, Option<PageError>) {
     let source = WidgetSource::from_sources(
         "w/widget.js",
         &[(
@@ -438,6 +443,7 @@ fn open_many(base: usize, per_page: usize, n: usize) -> (usize, Option<PageError
     let memory = MemoryLimit {
         base: base << 20,
         per_page: per_page << 20,
+        ceiling: ceiling.map(|c| c << 20),
     };
     let engine = Engine::with_memory(&source, DEFAULT_BUDGET, memory).expect("engine");
     let mut pages = Vec::new();
@@ -460,16 +466,22 @@ fn open_many(base: usize, per_page: usize, n: usize) -> (usize, Option<PageError
 /// every page of a 6,000-session run, each with a bare `null`).
 #[test]
 fn the_memory_limit_grows_with_the_pages_open() {
-    assert_eq!(open_many(2, 1, 60), (60, None));
-    // The same pages under a fixed 2 MiB: a few open, then one fails, and says why.
-    let (opened, err) = open_many(2, 0, 60);
-    assert!(opened < 60, "all {opened} opened under a fixed 2 MiB");
-    let err = err.expect("a page fails");
-    let text = err.to_string();
-    assert!(
-        matches!(err, PageError::OutOfMemory { .. }) || text.contains("out of memory"),
-        "{text}"
-    );
+    assert_eq!(open_many(2, 1, None, 60), (60, None));
+    // The same pages under a fixed 2 MiB, or growing up to a ceiling of 4 MiB: a few
+    // open, then one fails, and says why.
+    for (per_page, ceiling) in [(0, None), (1, Some(4))] {
+        let (opened, err) = open_many(2, per_page, ceiling, 60);
+        assert!(
+            opened < 60,
+            "all {opened} opened under 2 MiB + {per_page} MiB per page, at most {ceiling:?}"
+        );
+        let err = err.expect("a page fails");
+        let text = err.to_string();
+        assert!(
+            matches!(err, PageError::OutOfMemory { .. }) || text.contains("out of memory"),
+            "{text}"
+        );
+    }
 }
 
 /// A widget that allocates without bound fails its page with the limit and the task
@@ -486,6 +498,7 @@ fn a_widget_that_allocates_without_bound_runs_out_of_memory_clearly() {
     let memory = MemoryLimit {
         base: 16 << 20,
         per_page: 1 << 20,
+        ceiling: None,
     };
     let engine = Engine::with_memory(&source, DEFAULT_BUDGET, memory).expect("engine");
     let page = Page::open_in(&engine, &source, options(true), Host::fixed(HOST)).expect("opens");
