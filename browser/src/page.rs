@@ -112,9 +112,10 @@ fn mem_total(info: &str) -> Option<usize> {
 struct PageCount {
     open: AtomicUsize,
     peak: AtomicUsize,
-    /// The heap in use when an allocation was last found refused, and the peak then:
-    /// walking the heap to count it takes seconds at tens of thousands of realms, and a
-    /// run out of memory fails many pages at the same peak.
+    /// The limit in force when an allocation was last found refused, and the heap in
+    /// use then: walking the heap to count it takes seconds at tens of thousands of
+    /// realms, and a run out of memory fails many pages under the same limit (at the
+    /// ceiling, every page opened after it).
     refused: Mutex<Option<(usize, usize)>>,
 }
 
@@ -822,7 +823,7 @@ impl Page {
         let limit = self.memory.bytes(peak);
         let mut refused = self.pages.refused.lock().unwrap_or_else(|e| e.into_inner());
         let used = match *refused {
-            Some((at, used)) if at == peak => used,
+            Some((under, used)) if under == limit => used,
             _ => {
                 // Walks the heap: only on the way to failing a page, once per peak.
                 let used = usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0);
@@ -830,7 +831,7 @@ impl Page {
                 if !out {
                     return None;
                 }
-                *refused = Some((peak, used));
+                *refused = Some((limit, used));
                 used
             }
         };
