@@ -120,12 +120,13 @@ impl ServeArgs {
 
 /// Runs the servers until Ctrl-C or SIGTERM.
 pub(crate) fn run(config: ServeArgs) -> Status {
-    // No transparent huge pages for the servers: the allocator (mimalloc, `main.rs`) backs
-    // its heap with them, and a burst of new connections then faults in 2 MiB pages,
-    // each zeroed whole while a worker thread waits: measured at 1,000 streams, pacing
-    // p99 1.4–8.5 ms and 0.0105 CPU-s per 1,000 frames with them, 1.35–1.84 ms and
-    // 0.0092 without (4 runs each), and half the peak RSS. The simulator keeps them (it
-    // is 5–10 % faster with them). Best effort: a kernel without the flag serves as before.
+    // No transparent huge pages for the servers: a burst of new connections faulted in
+    // 2 MiB pages, each zeroed whole while a worker thread waits: measured at 1,000
+    // streams, pacing p99 1.4–8.5 ms and 0.0105 CPU-s per 1,000 frames with them,
+    // 1.35–1.84 ms and 0.0092 without (4 runs each), and half the peak RSS. Since
+    // session 23 mimalloc itself is built without them (`no_thp`, `cli/Cargo.toml`, for
+    // the simulator's sake); this also keeps glibc's malloc (QuickJS's) and any other
+    // allocation off them. Best effort: a kernel without the flag serves as before.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
