@@ -326,17 +326,14 @@ impl Generations {
     pub fn set_limit(&self, limit: Option<usize>) {
         let mut table = self.lock();
         table.limit = limit;
-        let keys: Vec<MessageKey> = table.map.keys().cloned().collect();
+        // Before a limit there was no start order to keep: key order stands in for it,
+        // and the next starts make the room, a few looks each.
         table.order = if limit.is_some() {
-            // Before a limit there was no start order to keep: key order it is.
-            keys.into()
+            table.map.keys().cloned().collect()
         } else {
             VecDeque::new()
         };
-        let over = table.map.len().saturating_sub(limit.unwrap_or(usize::MAX));
-        for _ in 0..over.div_ceil(EVICTION_LOOKS).max(1) {
-            table.evict();
-        }
+        table.evict();
     }
 
     /// The message's generation, if one is kept.
