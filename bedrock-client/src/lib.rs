@@ -44,9 +44,12 @@ pub struct BedrockConfig {
     pub secret_access_key: String,
     /// Session token, for temporary credentials.
     pub session_token: Option<String>,
-    /// The SDK's retry token bucket is shared by partition name across a process:
-    /// one partition per simulated world keeps worlds from draining each other's.
-    pub retry_partition: String,
+    /// The SDK's retry token bucket. A custom partition owns its bucket, and the clients
+    /// built from clones of one config share it; each new config gets its own, so
+    /// simulated worlds never drain each other's. (A plain named partition would be
+    /// kept in the SDK's process-wide map forever: one per world, ~200 bytes, which grew
+    /// a swarm campaign by megabytes a minute.)
+    pub retry_partition: RetryPartition,
     /// Attempts per call, the first included (the SDK's default is 3).
     pub max_attempts: u32,
 }
@@ -60,7 +63,7 @@ impl BedrockConfig {
             access_key_id: "AKIDMOCKBEDROCK".into(),
             secret_access_key: "mock-secret".into(),
             session_token: None,
-            retry_partition: "picasso".into(),
+            retry_partition: own_partition(),
             max_attempts: 3,
         }
     }
@@ -77,10 +80,15 @@ impl BedrockConfig {
             access_key_id: var("AWS_ACCESS_KEY_ID")?,
             secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
             session_token: var("AWS_SESSION_TOKEN"),
-            retry_partition: "picasso".into(),
+            retry_partition: own_partition(),
             max_attempts: 3,
         })
     }
+}
+
+/// A retry partition with a token bucket of its own (the SDK's default bucket).
+fn own_partition() -> RetryPartition {
+    RetryPartition::custom("picasso").build()
 }
 
 /// What the simulator replaces: transport, sleep and clock. All `None` for real use.
@@ -122,7 +130,7 @@ pub fn build_client(config: &BedrockConfig, runtime: Runtime) -> Client {
                 .with_max_attempts(config.max_attempts.max(1))
                 .with_use_static_exponential_base(true),
         )
-        .retry_partition(RetryPartition::new(config.retry_partition.clone()));
+        .retry_partition(config.retry_partition.clone());
     if let Some(endpoint) = &config.endpoint {
         builder = builder.endpoint_url(endpoint);
     }

@@ -39,19 +39,14 @@ pub const PATIENCE_MS: u64 = 120_000;
 /// How long the page stays open after the last message if the widget never settles.
 pub const LINGER_MS: u64 = 120_000;
 
-/// The SDK shares its retry token bucket between clients by partition name, process-wide.
-/// A fresh name per world keeps one run's retries from draining another's; the name
-/// never reaches a transcript, so it does not touch determinism.
-static WORLDS: AtomicU64 = AtomicU64::new(0);
-
 /// The three servers, wired to each other in-process (`picasso_world::in_process`).
 pub(crate) type World = picasso_world::InProcess;
 
 /// Builds a fresh world. Call inside the (paused) runtime: the SDK's clock starts
 /// now, and its sleep is tokio's (virtual).
 pub(crate) fn build_world(scenario: &Scenario, transport: picasso_world::Transport) -> World {
-    let mut config = BedrockConfig::mock(BEDROCK_URL);
-    config.retry_partition = format!("picasso-sim-{}", WORLDS.fetch_add(1, Ordering::Relaxed));
+    // A new config: a retry token bucket of this world's own.
+    let config = BedrockConfig::mock(BEDROCK_URL);
     picasso_world::in_process(
         scenario,
         &picasso_world::Endpoints {
