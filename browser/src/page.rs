@@ -788,26 +788,28 @@ impl Page {
             lock(&self.state).fatal = Some(e.clone());
             return Err(e);
         }
-        if let Err((message, stack)) = result {
-            lock(&self.state)
-                .fatal
-                .get_or_insert(PageError::Thrown { message, stack });
-        }
-        // A failure that is QuickJS refusing memory is told as such, with the numbers.
-        let mut s = lock(&self.state);
-        if let Some(PageError::Thrown { message, .. }) = &s.fatal {
-            let message = message.clone();
-            drop(s);
-            let oom = self.out_of_memory(what, &message);
-            s = lock(&self.state);
-            if let Some(e) = oom {
-                s.fatal = Some(e);
+        let fatal = {
+            let mut s = lock(&self.state);
+            if let Err((message, stack)) = result {
+                s.fatal.get_or_insert(PageError::Thrown { message, stack });
             }
-        }
-        match s.fatal.clone() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+            s.fatal.clone()
+        };
+        // A failure that is QuickJS refusing memory is told as such, with the numbers
+        // (asked with the state unlocked: it locks the runtime).
+        let fatal = match fatal {
+            Some(PageError::Thrown { ref message, .. }) => {
+                match self.out_of_memory(what, message) {
+                    Some(oom) => {
+                        lock(&self.state).fatal = Some(oom.clone());
+                        Some(oom)
+                    }
+                    None => fatal,
+                }
+            }
+            other => other,
+        };
+        fatal.map_or(Ok(()), Err)
     }
 
     /// The failure as [`PageError::OutOfMemory`] if `message` is how QuickJS reports a

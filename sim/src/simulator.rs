@@ -123,16 +123,9 @@ impl Outcome {
     }
 
     /// Bedrock calls (first attempts) made for a message of a session.
-    /// (A scan of the journal: for every message, use [`Outcome::bedrock_index`].)
+    /// (Counts the whole journal: for every message, use [`Outcome::bedrock_index`].)
     pub fn bedrock_calls(&self, session: &str, message: &str) -> usize {
-        self.bedrock
-            .iter()
-            .filter(|e| {
-                e.attempt <= 1
-                    && e.session.as_deref() == Some(session)
-                    && e.message.as_deref() == Some(message)
-            })
-            .count()
+        self.bedrock_index().get(session, message)
     }
 
     /// Bedrock calls (first attempts) for every message, counted once.
